@@ -1,0 +1,5 @@
+"""chaingraph-executor: durable flow executions streamed live over tRPC."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

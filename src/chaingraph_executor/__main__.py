@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from chaingraph_executor.cli import main
+
+main()
