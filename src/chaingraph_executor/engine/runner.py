@@ -327,8 +327,9 @@ class FlowEngine:
         if self._stepping:
             if self._step_budget == 0 and not self._running:
                 self._stepping = False
-                self._emit("flow:paused", {"flowMetadata": self.flow.metadata_json, "reason": "step"})
-                self._pause_emitted = True
+                if self._ready:  # nothing left: the run completes instead of pausing
+                    self._emit("flow:paused", {"flowMetadata": self.flow.metadata_json, "reason": "step"})
+                    self._pause_emitted = True
             return
         if control.step_requests > 0 and self._ready:
             control.step_requests -= 1
