@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(50, ge=1, description="most calls in one HTTP batch")
     max_subscriptions_per_connection: int = Field(100, ge=1, description="per WebSocket connection")
     max_ws_message_bytes: int = Field(1_048_576, ge=1024, description="largest accepted WebSocket message")
+    shutdown_grace_s: float = Field(2.0, ge=0, description="how long a worker lets running flows finish on stop")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["console", "json"] = Field("console", description="console or json")
 

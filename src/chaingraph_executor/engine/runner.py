@@ -144,6 +144,14 @@ class FlowEngine:
             "node:status-changed", {"nodeId": st.compiled.id, "oldStatus": old, "newStatus": new}
         )
 
+    def emit(self, type_: str, data: dict[str, Any]) -> None:
+        """Publish an event of the host (e.g. ``child:spawned``) in this run's stream order."""
+        self._emit(type_, data)
+
+    @property
+    def next_index(self) -> int:
+        return self._index
+
     # -- called by NodeContext --------------------------------------------------------------
     def log(self, st: NodeState, message: str) -> None:
         self._emit("node:debug-log-string", {"nodeId": st.compiled.id, "log": message})

@@ -1,0 +1,241 @@
+"""DBOS wiring: the pure config, the client-side dispatcher, the worker runtime, and recovery.
+
+- :class:`DbosDispatcher` (every role): enqueue / START signal / cancel / resume through a
+  ``DBOSClient``; never runs flows.
+- :class:`DbosWorker` (worker and embedded roles): launches the DBOS runtime with a pinned
+  application version and a unique executor id, registers the queue, and runs the heartbeat.
+- :class:`Reaper` (every role): resumes the workflows of workers that stopped heart-beating on
+  a live worker (open-source DBOS does not do this by itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from dbos import DBOS, DBOSClient, DBOSConfig
+
+from chaingraph_executor.backends.dbos import workflows as wf
+from chaingraph_executor.ports import WorkerRegistry
+from chaingraph_executor.services import orchestration as orch
+from chaingraph_executor.settings import Settings
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "chaingraph-executor"
+
+
+def dbos_config(settings: Settings, executor_id: str) -> DBOSConfig:
+    url = settings.dbos_system_url
+    sqlite = url.startswith("sqlite")
+    config: DBOSConfig = {
+        "name": APP_NAME,
+        "system_database_url": url,
+        "application_version": settings.application_version,
+        "executor_id": executor_id,
+        # Every wait that DBOS cannot push (SQLite, missed NOTIFY) polls at this interval.
+        "notification_listener_polling_interval_sec": 0.01 if sqlite else 0.5,
+        "log_level": "WARNING",
+    }
+    if not sqlite:
+        config["sys_db_pool_size"] = 10
+    return config
+
+
+def migrate_system_database(url: str) -> None:
+    DBOS.migrate(url)
+
+
+class DbosDispatcher:
+    """The service side of the durable workflows, over a ``DBOSClient``."""
+
+    def __init__(self, settings: Settings, *, local_runtime: bool = False) -> None:
+        self._settings = settings
+        self._local = local_runtime
+        self._client: DBOSClient | None = None
+
+    async def __aenter__(self) -> DbosDispatcher:
+        url = self._settings.dbos_system_url
+        self._client = await asyncio.to_thread(
+            DBOSClient,
+            system_database_url=url,
+            use_listen_notify=not url.startswith("sqlite"),
+            application_name=APP_NAME,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.destroy()
+            self._client = None
+
+    @property
+    def client(self) -> DBOSClient:
+        assert self._client is not None, "dispatcher not entered"
+        return self._client
+
+    async def enqueue(self, execution_id: str) -> None:
+        await self.client.enqueue_async(
+            {
+                "workflow_name": wf.WORKFLOW_NAME,
+                "queue_name": wf.QUEUE_NAME,
+                "workflow_id": execution_id,
+                "app_version": self._settings.application_version,
+            },
+            execution_id,
+        )
+
+    async def signal_start(self, execution_id: str, payload: str = "GO") -> None:
+        await self.client.send_async(execution_id, payload, wf.START_TOPIC)
+        if self._local:
+            _poke_local_waiter(execution_id, wf.START_TOPIC)
+
+    async def cancel(self, execution_id: str) -> None:
+        await self.client.cancel_workflow_async(execution_id)
+
+    async def resume(self, execution_id: str) -> None:
+        await self.client.resume_workflow_async(execution_id, queue_name=wf.QUEUE_NAME)
+
+    async def pending_of(self, executor_id: str) -> list[str]:
+        statuses = await self.client.list_workflows_async(
+            status=["PENDING"], executor_id=executor_id, load_input=False, load_output=False
+        )
+        return [s.workflow_id for s in statuses]
+
+    async def queue_depth(self) -> int:
+        statuses = await self.client.list_workflows_async(
+            status=["ENQUEUED"], queue_name=wf.QUEUE_NAME, load_input=False, load_output=False
+        )
+        return len(statuses)
+
+
+def _poke_local_waiter(workflow_id: str, topic: str) -> None:
+    """In one process on SQLite DBOS learns about a message by polling; wake the local waiter
+    at once instead. Purely an optimisation: the poll still delivers if this finds nothing."""
+    try:
+        from dbos._dbos import _get_dbos_instance
+
+        sys_db = _get_dbos_instance()._sys_db
+        key, _ = sys_db._waiter(workflow_id, topic)
+        signal = sys_db.notifications_map.get(key)
+        if signal is not None:
+            signal.set()
+    except Exception:  # private API: never let the optimisation break a start
+        log.debug("local wake-up unavailable", exc_info=True)
+
+
+class DbosWorker:
+    """The DBOS runtime of a worker (or of the embedded mode)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ports: orch.Ports,
+        dispatcher: DbosDispatcher,
+        workers: WorkerRegistry,
+        *,
+        executor_id: str,
+    ) -> None:
+        self.settings = settings
+        self.ports = ports
+        self.dispatcher = dispatcher
+        self.workers = workers
+        self.executor_id = executor_id
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> DbosWorker:
+        wf.install(
+            wf.WorkerContext(
+                ports=self.ports,
+                start_timeout_s=self.settings.start_timeout_s,
+                flow_slots=asyncio.Semaphore(self.settings.worker_concurrency),
+                spawn=self.dispatcher.enqueue,
+            )
+        )
+        DBOS(config=dbos_config(self.settings, self.executor_id))
+        DBOS.launch()
+        await DBOS.register_queue_async(
+            wf.QUEUE_NAME,
+            worker_concurrency=max(1000, self.settings.worker_concurrency),
+            polling_interval_sec=self.settings.queue_poll_s,
+        )
+        await self.workers.heartbeat(self.executor_id, self._info())
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="worker-heartbeat"))
+        return self
+
+    def _info(self) -> dict[str, Any]:
+        return {"mode": self.settings.mode, "concurrency": self.settings.worker_concurrency}
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+            try:
+                await self.workers.heartbeat(self.executor_id, self._info())
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.workers.remove(self.executor_id)
+        DBOS.destroy(workflow_completion_timeout_sec=int(self.settings.shutdown_grace_s))
+        wf.install(None)
+
+
+class Reaper:
+    """Resumes, on live workers, the workflows of workers whose heartbeat stopped."""
+
+    def __init__(self, settings: Settings, dispatcher: DbosDispatcher, workers: WorkerRegistry) -> None:
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.workers = workers
+        self._task: asyncio.Task[None] | None = None
+        self.resumed: list[str] = []
+
+    async def __aenter__(self) -> Reaper:
+        self._task = asyncio.create_task(self._loop(), name="reaper")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+            try:
+                await self.reap_once()
+            except Exception:
+                log.warning("reaper pass failed", exc_info=True)
+
+    async def reap_once(self) -> list[str]:
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.worker_dead_after_s)
+        resumed: list[str] = []
+        for worker in await self.workers.list():
+            if worker.heartbeat_at >= cutoff:
+                continue
+            log.warning(
+                "worker %s is dead (last heartbeat %s); resuming its workflows",
+                worker.executor_id,
+                worker.heartbeat_at.isoformat(),
+                extra={"action": "worker_dead", "executor_id": worker.executor_id},
+            )
+            for workflow_id in await self.dispatcher.pending_of(worker.executor_id):
+                await self.dispatcher.resume(workflow_id)
+                resumed.append(workflow_id)
+            await self.workers.remove(worker.executor_id)
+        self.resumed += resumed
+        return resumed

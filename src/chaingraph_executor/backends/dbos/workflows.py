@@ -1,0 +1,143 @@
+"""The durable execution workflow and its steps (the only module that defines DBOS functions).
+
+One workflow per execution, id = execution id, on one queue with a high per-worker limit:
+waiting for START does not count against the worker's flow limit, which is an in-process
+semaphore taken only by the ``executeFlowAtomic`` step (no queue-polling delay on start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbos import DBOS
+
+from chaingraph_executor.domain.execution import ExecutionStatus
+from chaingraph_executor.services import orchestration as orch
+
+log = logging.getLogger(__name__)
+
+WORKFLOW_NAME = "chaingraph_execution"
+QUEUE_NAME = "chaingraph-executions"
+START_TOPIC = "START_SIGNAL"
+
+
+@dataclass
+class WorkerContext:
+    ports: orch.Ports
+    start_timeout_s: float
+    flow_slots: asyncio.Semaphore
+    spawn: orch.ChildSpawner
+    cache: orch.FlowCache = field(default_factory=orch.FlowCache)
+
+
+_context: WorkerContext | None = None
+
+
+def install(context: WorkerContext | None) -> None:
+    """Give the workflow functions the services of this process (None on shutdown)."""
+    global _context
+    _context = context
+
+
+def ctx() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("the execution workflows run only in a worker (no worker context installed)")
+    return _context
+
+
+@DBOS.step(name="loadExecution")
+async def load_step(execution_id: str) -> dict[str, Any] | None:
+    ex = await ctx().ports.executions.get(execution_id)
+    if ex is None:
+        return None
+    return {"status": ex.status.value, "root": ex.is_root, "depth": ex.execution_depth}
+
+
+@DBOS.step(name="failBeforeRun")
+async def fail_step(execution_id: str, message: str) -> bool:
+    ex = await ctx().ports.executions.get(execution_id)
+    if ex is None:
+        return False
+    return await orch.fail_before_run(ctx().ports, ex, message)
+
+
+@DBOS.step(name="updateToRunning")
+async def mark_running_step(execution_id: str) -> bool:
+    return await orch.mark_running(ctx().ports, execution_id)
+
+
+@DBOS.step(name="executeFlowAtomic")
+async def run_step(execution_id: str) -> dict[str, Any]:
+    c = ctx()
+    async with c.flow_slots:
+        current = await c.ports.executions.get(execution_id)
+        if current is None or current.status.terminal:
+            return {"skipped": True}
+        try:
+            outcome = await orch.run_flow(c.ports, execution_id, cache=c.cache, spawn=c.spawn)
+        except Exception as exc:
+            log.exception("flow step failed", extra={"action": "flow_step_failed", "execution_id": execution_id})
+            return {"error": f"internal error: {exc}"}
+    return outcome.to_json()
+
+
+@DBOS.step(name="childSettled")
+async def child_event_step(parent_id: str, child_id: str, event_name: str, index: int) -> None:
+    ports = ctx().ports
+    doc = await orch.child_settled_event(ports, parent_id, child_id, event_name, index)
+    await orch.append_idempotent(ports, parent_id, [orch.event_from_json(doc)])
+
+
+@DBOS.step(name="updateToFinished")
+async def finish_step(execution_id: str, outcome: dict[str, Any], index: int) -> str:
+    return await orch.finish(ctx().ports, execution_id, outcome, index)
+
+
+@DBOS.workflow(name=WORKFLOW_NAME)
+async def execution_workflow(execution_id: str) -> dict[str, Any]:
+    info = await load_step(execution_id)
+    if info is None:
+        return {"status": "missing"}
+    if info["status"] != ExecutionStatus.CREATED.value:
+        return {"status": info["status"]}
+    max_depth = ctx().ports.max_depth
+    if info["depth"] > max_depth:
+        await fail_step(
+            execution_id,
+            f"Maximum execution depth exceeded: {info['depth']} (limit {max_depth}). "
+            "This may indicate an infinite event loop.",
+        )
+        return {"status": "failed"}
+    if info["root"]:
+        timeout = ctx().start_timeout_s
+        signal = await DBOS.recv_async(START_TOPIC, timeout_seconds=timeout)
+        if signal is None:
+            await fail_step(
+                execution_id,
+                f"Execution start timeout - START_SIGNAL not received within {timeout:g} seconds",
+            )
+            return {"status": "failed"}
+        if signal == "STOP":
+            return {"status": "stopped"}
+    if not await mark_running_step(execution_id):
+        return {"status": "not-started"}
+    outcome = await run_step(execution_id)
+    if outcome.get("skipped"):
+        return {"status": "skipped"}
+    if "error" in outcome:
+        await fail_step(execution_id, outcome["error"])
+        return {"status": "failed"}
+    index = int(outcome["next_index"])
+    for child in outcome["children"]:
+        try:
+            handle = await DBOS.retrieve_workflow_async(child["id"])
+            await handle.get_result()
+        except Exception:
+            log.warning("child workflow ended abnormally", exc_info=True)
+        await child_event_step(execution_id, child["id"], child["eventName"], index)
+        index += 1
+    status = await finish_step(execution_id, outcome, index)
+    return {"status": status}

@@ -1,0 +1,279 @@
+"""Use cases of executions: create, start, stop, pause, resume, step, breakpoints, read, subscribe.
+
+Every method takes the calling :class:`Principal`; executions belong to their flow's owner and
+only the owner or an admin may see or control them (others get ``NotFound`` for executions,
+``Forbidden`` for flows they can see exist but do not own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from chaingraph_executor.domain.events import ExecutionEvent, created_event
+from chaingraph_executor.domain.execution import (
+    Execution,
+    ExecutionOptions,
+    ExecutionStatus,
+    ExternalEvent,
+)
+from chaingraph_executor.domain.ids import new_execution_id
+from chaingraph_executor.errors import (
+    ExecutionNotFound,
+    FlowNotFound,
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+)
+from chaingraph_executor.ports import RootExecution, TreeNode
+from chaingraph_executor.services.orchestration import NOT_TERMINAL, Ports, fail_before_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    is_admin: bool = False
+
+
+class Dispatcher(Protocol):
+    """How the service reaches the durable workflows."""
+
+    async def enqueue(self, execution_id: str) -> None: ...
+
+    async def signal_start(self, execution_id: str, payload: str = "GO") -> None: ...
+
+    async def cancel(self, execution_id: str) -> None: ...
+
+
+class ExecutionService:
+    def __init__(self, ports: Ports, dispatcher: Dispatcher, *, stop_wait_s: float = 3.0) -> None:
+        self.ports = ports
+        self.dispatcher = dispatcher
+        self.stop_wait_s = stop_wait_s
+
+    # -- access ---------------------------------------------------------------------------
+    async def _owned_flow(self, principal: Principal, flow_id: str) -> Any:
+        stored = await self.ports.flows.get(flow_id)
+        if stored is None:
+            raise FlowNotFound(f"Flow with id {flow_id} not found")
+        if not principal.is_admin and stored.owner_id != principal.user_id:
+            raise Forbidden("User does not own the flow")
+        return stored
+
+    async def _execution(self, principal: Principal, execution_id: str) -> Execution:
+        ex = await self.ports.executions.get(execution_id)
+        if ex is None or (not principal.is_admin and ex.owner_id != principal.user_id):
+            raise ExecutionNotFound(f"Execution {execution_id} not found")
+        return ex
+
+    # -- commands -------------------------------------------------------------------------
+    async def create(
+        self,
+        principal: Principal,
+        flow_id: str,
+        *,
+        options: ExecutionOptions | None = None,
+        integration: dict[str, Any] | None = None,
+        events: list[ExternalEvent] | None = None,
+    ) -> str:
+        stored = await self._owned_flow(principal, flow_id)
+        opts = options or ExecutionOptions()
+        unknown = [b for b in opts.breakpoints if stored.flow.node(b) is None]
+        if unknown:
+            raise InvalidInput(f"options.breakpoints: unknown node id(s) {', '.join(unknown)}", path="options")
+        execution_id = new_execution_id()
+        now = datetime.now(UTC)
+        ex = Execution(
+            id=execution_id,
+            flow_id=flow_id,
+            owner_id=stored.owner_id,
+            status=ExecutionStatus.CREATED,
+            created_at=now,
+            updated_at=now,
+            root_execution_id=execution_id,
+            options=opts.model_dump(mode="json", by_alias=True),
+            integration=integration or {},
+            external_events=[e.model_dump(mode="json", by_alias=True) for e in events or []],
+            flow_version=stored.version,
+        )
+        created = created_event(
+            execution_id=execution_id,
+            flow_id=flow_id,
+            flow_metadata=stored.flow.to_json().get("metadata", {}) | {"id": flow_id},
+            owner_id=stored.owner_id,
+            root_execution_id=execution_id,
+            parent_execution_id=None,
+            execution_depth=0,
+        )
+        await self.ports.executions.create(ex, created)
+        if opts.breakpoints:
+            await self.ports.executions.update_control(execution_id, breakpoints=tuple(opts.breakpoints))
+        try:
+            await self.dispatcher.enqueue(execution_id)
+        except Exception:
+            log.exception("enqueue failed", extra={"action": "enqueue_failed", "execution_id": execution_id})
+            await fail_before_run(self.ports, ex, "Failed to start execution workflow")
+            raise
+        return execution_id
+
+    async def start(self, principal: Principal, execution_id: str) -> None:
+        ex = await self._execution(principal, execution_id)
+        if ex.status is not ExecutionStatus.CREATED:
+            raise InvalidState(
+                f"Cannot start execution in status {ex.status.value}. "
+                "Execution must be in 'created' status."
+            )
+        if not ex.is_root:
+            raise InvalidState("Child executions start by themselves")
+        await self.dispatcher.signal_start(execution_id)
+
+    async def stop(self, principal: Principal, execution_id: str, reason: str | None = None) -> None:
+        ex = await self._execution(principal, execution_id)
+        if ex.status.terminal:
+            raise InvalidState(f"Cannot stop execution in status {ex.status.value}")
+        reason = reason or "User requested stop"
+        await self._stop_tree(ex, reason)
+
+    async def _stop_tree(self, ex: Execution, reason: str) -> None:
+        # Descendants first gets the stop flag, so nothing new starts below while we wait.
+        targets = [ex]
+        if ex.is_root:
+            targets += [n.execution for n in await self.ports.executions.tree(ex.id) if n.id != ex.id]
+        else:
+            targets += await self._descendants(ex.id)
+        for target in targets:
+            if target.status.terminal:
+                continue
+            await self.ports.executions.update_control(target.id, state="stop", reason=reason)
+            if target.status is ExecutionStatus.CREATED and await fail_before_run(
+                self.ports,
+                target,
+                reason,
+                status=ExecutionStatus.STOPPED,
+                expected=frozenset({ExecutionStatus.CREATED}),
+            ):
+                # Wake the workflow waiting for START so it ends now, then cancel it.
+                await self._quietly(self.dispatcher.signal_start(target.id, "STOP"))
+                await self._quietly(self.dispatcher.cancel(target.id))
+        final = await self._wait_terminal(ex.id, self.stop_wait_s)
+        if final is None or not final.status.terminal:
+            # The worker did not answer in time (dead or stuck): cancel and record the stop here.
+            await self._quietly(self.dispatcher.cancel(ex.id))
+            current = await self.ports.executions.get(ex.id)
+            if current is not None and not current.status.terminal:
+                await fail_before_run(self.ports, current, reason, status=ExecutionStatus.STOPPED)
+
+    async def _descendants(self, execution_id: str) -> list[Execution]:
+        out: list[Execution] = []
+        frontier = [execution_id]
+        while frontier:
+            nxt = []
+            for pid in frontier:
+                kids = await self.ports.executions.children(pid)
+                out += kids
+                nxt += [k.id for k in kids]
+            frontier = nxt
+        return out
+
+    async def _wait_terminal(self, execution_id: str, timeout_s: float) -> Execution | None:
+        deadline = time.monotonic() + timeout_s
+        delay = 0.002
+        while True:
+            ex = await self.ports.executions.get(execution_id)
+            if ex is None or ex.status.terminal or time.monotonic() >= deadline:
+                return ex
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    @staticmethod
+    async def _quietly(awaitable: Any) -> None:
+        try:
+            await awaitable
+        except Exception:
+            log.warning("best-effort workflow call failed", exc_info=True)
+
+    async def pause(self, principal: Principal, execution_id: str, reason: str | None = None) -> None:
+        ex = await self._execution(principal, execution_id)
+        if ex.status is not ExecutionStatus.RUNNING:
+            raise InvalidState(f"Cannot pause execution in status {ex.status.value}")
+        await self.ports.executions.update_control(
+            execution_id, state="pause", reason=reason or "User requested pause"
+        )
+
+    async def resume(self, principal: Principal, execution_id: str) -> None:
+        ex = await self._execution(principal, execution_id)
+        if ex.status is not ExecutionStatus.PAUSED:
+            raise InvalidState(f"Cannot resume execution in status {ex.status.value}")
+        await self.ports.executions.update_control(execution_id, state="run", reason=None)
+
+    async def step(self, principal: Principal, execution_id: str) -> None:
+        ex = await self._execution(principal, execution_id)
+        if ex.status is not ExecutionStatus.PAUSED:
+            raise InvalidState(f"Cannot step execution in status {ex.status.value}; pause it first")
+        control = await self.ports.executions.get_control(execution_id)
+        await self.ports.executions.update_control(execution_id, step_seq=control.step_seq + 1)
+
+    async def set_breakpoints(self, principal: Principal, execution_id: str, node_ids: list[str]) -> None:
+        ex = await self._execution(principal, execution_id)
+        if ex.status.terminal:
+            raise InvalidState(f"Cannot set breakpoints on execution in status {ex.status.value}")
+        stored = await self.ports.flows.get(ex.flow_id, ex.flow_version)
+        if stored is not None:
+            unknown = [n for n in node_ids if stored.flow.node(n) is None]
+            if unknown:
+                raise InvalidInput(f"nodeIds: unknown node id(s) {', '.join(unknown)}", path="nodeIds")
+        await self.ports.executions.update_control(execution_id, breakpoints=tuple(dict.fromkeys(node_ids)))
+
+    # -- queries --------------------------------------------------------------------------
+    async def details(self, principal: Principal, execution_id: str) -> Execution:
+        return await self._execution(principal, execution_id)
+
+    async def tree(self, principal: Principal, execution_id: str) -> list[TreeNode]:
+        ex = await self._execution(principal, execution_id)
+        if not ex.is_root:
+            raise ExecutionNotFound(
+                f"Execution tree with root id {execution_id} not found "
+                f"(it is a child; its root is {ex.root_execution_id})"
+            )
+        return await self.ports.executions.tree(execution_id)
+
+    async def roots(
+        self, principal: Principal, flow_id: str, *, limit: int = 50, after: datetime | None = None,
+        after_id: str | None = None,
+    ) -> list[RootExecution]:
+        await self._owned_flow(principal, flow_id)
+        return await self.ports.executions.list_roots(flow_id, limit=limit, after=after, after_id=after_id)
+
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        principal: Principal,
+        execution_id: str,
+        *,
+        from_index: int = 0,
+        event_types: list[str] | None = None,
+        batch_size: int = 100,
+        batch_timeout_ms: int = 25,
+    ) -> AsyncIterator[AsyncIterator[list[ExecutionEvent]]]:
+        """``from_index`` is a stream position (``seq``): 0 starts at ``execution:created``."""
+        await self._execution(principal, execution_id)
+        types = frozenset(event_types) if event_types else None
+        async with self.ports.events.subscribe(
+            execution_id,
+            max(0, from_index),
+            types=types,
+            batch_size=batch_size,
+            batch_timeout_ms=batch_timeout_ms,
+        ) as batches:
+            yield batches
+
+
+__all__ = ["NOT_TERMINAL", "Dispatcher", "ExecutionService", "Principal"]

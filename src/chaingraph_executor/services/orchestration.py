@@ -1,0 +1,451 @@
+"""The pieces of a durable execution, written once over the ports.
+
+The durable workflow (``backends/dbos``) runs each of these as a checkpointed step:
+
+    load ──► (root: wait for START) ──► mark_running ──► run_flow ──► settle children ──► finish
+
+``run_flow`` runs the engine on this worker, streams its events through a batching
+:class:`EventWriter`, applies the control channel (pause / resume / step / breakpoints / stop)
+and spawns a child execution for every emitted event as soon as it is emitted. The terminal
+event is held back and written by ``finish`` in the same transaction as the terminal status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chaingraph_executor.domain.events import (
+    TERMINAL_EVENT_VALUES,
+    ErrorInfo,
+    EventType,
+    ExecutionEvent,
+    created_event,
+    event,
+    from_json_safe,
+    to_json_safe,
+)
+from chaingraph_executor.domain.execution import (
+    TERMINAL_STATUSES,
+    EmittedEvent,
+    Execution,
+    ExecutionInfo,
+    ExecutionOptions,
+    ExecutionStatus,
+    ExternalEvent,
+)
+from chaingraph_executor.domain.ids import child_execution_id
+from chaingraph_executor.engine.control import ExecutionControl
+from chaingraph_executor.engine.graph import CompiledFlow, compile_flow
+from chaingraph_executor.engine.nodes import NodeRegistry
+from chaingraph_executor.engine.runner import FlowEngine
+from chaingraph_executor.ports import Control, EventLog, ExecutionStore, FlowStore, StatusChange
+
+log = logging.getLogger(__name__)
+
+ACTIVE = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.PAUSED})
+NOT_TERMINAL = frozenset({ExecutionStatus.CREATED, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED})
+
+
+class ChildSpawner(Protocol):
+    async def __call__(self, child_execution_id: str) -> None:
+        """Enqueue the durable workflow of a child whose row already exists (idempotent)."""
+
+
+@dataclass
+class Ports:
+    flows: FlowStore
+    executions: ExecutionStore
+    events: EventLog
+    registry: NodeRegistry
+    max_depth: int = 100
+    event_batch_size: int = 500
+    services: dict[str, Any] | None = None
+
+
+class EventWriter:
+    """Group commit: the first event after a quiet spell is written at once; events arriving
+    while a write is in flight are gathered and written together in the next transaction."""
+
+    def __init__(
+        self,
+        events: EventLog,
+        execution_id: str,
+        *,
+        max_batch: int = 500,
+        on_batch: Callable[[list[ExecutionEvent]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._log = events
+        self._execution_id = execution_id
+        self._max_batch = max_batch
+        self._buffer: list[ExecutionEvent] = []
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+        self._on_batch = on_batch
+        self.written = 0
+
+    def add(self, ev: ExecutionEvent) -> None:
+        if self._error is not None:
+            raise self._error
+        self._buffer.append(ev)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush_loop(), name="event-writer")
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._buffer:
+                batch = self._buffer[: self._max_batch]
+                del self._buffer[: len(batch)]
+                if self._on_batch is not None:
+                    await self._on_batch(batch)
+                await self._log.append(self._execution_id, batch)
+                self.written += len(batch)
+        except BaseException as exc:
+            self._error = exc
+            raise
+        finally:
+            self._task = None
+
+    async def flush(self) -> None:
+        while self._task is not None or self._buffer:
+            if self._task is None:
+                self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+            task = self._task
+            await asyncio.shield(task)
+        if self._error is not None:
+            raise self._error
+
+
+def event_to_json(ev: ExecutionEvent) -> dict[str, Any]:
+    return {"index": ev.index, "type": ev.type, "timestamp": ev.timestamp.isoformat(), "data": to_json_safe(ev.data)}
+
+
+def event_from_json(doc: dict[str, Any]) -> ExecutionEvent:
+    from datetime import datetime
+
+    return ExecutionEvent(
+        int(doc["index"]), str(doc["type"]), datetime.fromisoformat(doc["timestamp"]), from_json_safe(doc["data"])
+    )
+
+
+async def fail_before_run(
+    ports: Ports,
+    execution: Execution,
+    message: str,
+    *,
+    status: ExecutionStatus = ExecutionStatus.FAILED,
+    expected: frozenset[ExecutionStatus] = NOT_TERMINAL,
+) -> bool:
+    """End an execution that never ran: terminal status and a terminal event, in one transaction."""
+    last = await ports.events.last_seq(execution.id)
+    type_ = EventType.FLOW_FAILED if status is ExecutionStatus.FAILED else EventType.FLOW_CANCELLED
+    data: dict[str, Any] = {"flowMetadata": {"id": execution.flow_id}, "executionTime": 0}
+    if status is ExecutionStatus.FAILED:
+        data["error"] = ErrorInfo(message)
+    else:
+        data["reason"] = message
+    terminal = event(last, type_, data)  # index = seq - 1, seq = last + 1
+    done = await ports.executions.finish(
+        execution.id, StatusChange(status, expected, error_message=message), [terminal]
+    )
+    return done is not None
+
+
+async def mark_running(ports: Ports, execution_id: str) -> bool:
+    updated = await ports.executions.set_status(
+        execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
+    )
+    return updated is not None
+
+
+@dataclass
+class RunOutcome:
+    status: str
+    error_message: str | None
+    error_node_id: str | None
+    outputs: dict[str, Any]
+    terminal: dict[str, Any]  # the held-back terminal event (JSON form)
+    next_index: int
+    children: list[dict[str, str]]  # [{"id":..., "eventName":...}]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "error_message": self.error_message,
+            "error_node_id": self.error_node_id,
+            "outputs": to_json_safe(self.outputs),
+            "terminal": self.terminal,
+            "next_index": self.next_index,
+            "children": self.children,
+        }
+
+
+class FlowCache:
+    """Compiled flows by (id, version): a version never changes, so compiling once is safe."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._items: dict[tuple[str, int], CompiledFlow] = {}
+        self._size = size
+
+    async def get(self, ports: Ports, flow_id: str, version: int) -> CompiledFlow | None:
+        key = (flow_id, version)
+        hit = self._items.get(key)
+        if hit is not None:
+            return hit
+        stored = await ports.flows.get(flow_id, version)
+        if stored is None:
+            return None
+        compiled = compile_flow(stored.flow, ports.registry)
+        if len(self._items) >= self._size:
+            self._items.pop(next(iter(self._items)))
+        self._items[key] = compiled
+        return compiled
+
+
+def apply_control(control: ExecutionControl, desired: Control, seen_step: int) -> int:
+    """Drive the in-memory control from the durable desired state; returns the step count seen."""
+    if desired.state == "stop":
+        control.stop(desired.reason or "User requested stop")
+        return desired.step_seq
+    if set(desired.breakpoints) != control.breakpoints:
+        control.set_breakpoints(desired.breakpoints)
+    if desired.state == "pause":
+        control.pause(desired.reason or "User requested pause")
+        for _ in range(max(0, desired.step_seq - seen_step)):
+            control.step()
+    elif desired.state == "run":
+        control.resume()
+    return desired.step_seq
+
+
+async def run_flow(
+    ports: Ports,
+    execution_id: str,
+    *,
+    cache: FlowCache,
+    spawn: ChildSpawner | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """Run the flow of an execution on this worker (the body of the ``executeFlowAtomic`` step)."""
+    ex = await ports.executions.get(execution_id)
+    if ex is None:
+        raise RuntimeError(f"execution {execution_id} not found")
+    compiled = await cache.get(ports, ex.flow_id, ex.flow_version)
+    last_seq = await ports.events.last_seq(execution_id)
+    previous_starts = await ports.events.read(
+        execution_id, 0, limit=10_000, types=frozenset({EventType.FLOW_STARTED.value})
+    )
+    attempt = len(previous_starts) + 1
+    if compiled is None:
+        msg = f"Flow {ex.flow_id} version {ex.flow_version} not found"
+        terminal = event(last_seq, EventType.FLOW_FAILED, {"flowMetadata": {"id": ex.flow_id},
+                                                           "error": ErrorInfo(msg), "executionTime": 0})
+        return RunOutcome("failed", msg, None, {}, event_to_json(terminal), last_seq + 1, [])
+
+    options = ExecutionOptions.model_validate(ex.options or {})
+    event_ctx = ExternalEvent.model_validate(ex.external_events[0]) if ex.external_events else None
+    info = ExecutionInfo(
+        execution_id=ex.id,
+        flow_id=ex.flow_id,
+        owner_id=ex.owner_id,
+        root_execution_id=ex.root_execution_id,
+        parent_execution_id=ex.parent_execution_id,
+        execution_depth=ex.execution_depth,
+        integration=ex.integration,
+        event=event_ctx,
+        attempt=attempt,
+    )
+
+    async def on_batch(batch: list[ExecutionEvent]) -> None:
+        # The status row changes before the pause/resume event becomes visible.
+        for ev in batch:
+            if ev.type == EventType.FLOW_PAUSED:
+                await ports.executions.set_status(
+                    execution_id, StatusChange(ExecutionStatus.PAUSED, frozenset({ExecutionStatus.RUNNING}))
+                )
+            elif ev.type == EventType.FLOW_RESUMED:
+                await ports.executions.set_status(
+                    execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.PAUSED}))
+                )
+
+    writer = EventWriter(ports.events, execution_id, max_batch=ports.event_batch_size, on_batch=on_batch)
+    held: list[ExecutionEvent] = []
+
+    def sink(ev: ExecutionEvent) -> None:
+        if ev.type in TERMINAL_EVENT_VALUES:
+            held.append(ev)
+        else:
+            writer.add(ev)
+
+    control = ExecutionControl()
+    children: list[dict[str, str]] = []
+    spawn_tasks: list[asyncio.Task[None]] = []
+    engine: FlowEngine | None = None
+
+    def on_emitted(emitted: EmittedEvent) -> None:
+        assert engine is not None
+        child_id = child_execution_id(ex.id, emitted.id)
+        children.append({"id": child_id, "eventName": emitted.name})
+        engine.emit(
+            EventType.CHILD_EXECUTION_SPAWNED,
+            {
+                "parentExecutionId": ex.id,
+                "childExecutionId": child_id,
+                "rootExecutionId": ex.root_execution_id,
+                "eventName": emitted.name,
+                "eventData": emitted.payload,
+            },
+        )
+        spawn_tasks.append(
+            asyncio.get_running_loop().create_task(_spawn_child(ports, ex, child_id, emitted, spawn))
+        )
+
+    engine = FlowEngine(
+        compiled,
+        info,
+        sink,
+        options=options,
+        control=control,
+        start_index=last_seq,
+        on_emitted=on_emitted,
+        services=ports.services,
+    )
+    initial = await ports.executions.get_control(execution_id)
+    seen_step = apply_control(control, initial, initial.step_seq)
+
+    async def follow_control() -> None:
+        nonlocal seen_step
+        async with ports.executions.watch_control(execution_id) as updates:
+            async for desired in updates:
+                seen_step = apply_control(control, desired, seen_step)
+
+    watcher = asyncio.get_running_loop().create_task(follow_control(), name=f"control:{execution_id}")
+    try:
+        result = await engine.run()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await watcher
+    await writer.flush()
+    if spawn_tasks:
+        await asyncio.gather(*spawn_tasks)
+    terminal = held[-1]
+    return RunOutcome(
+        status=result.status,
+        error_message=result.error_message,
+        error_node_id=result.error_node_id,
+        outputs=result.outputs,
+        terminal=event_to_json(terminal),
+        next_index=terminal.index,
+        children=children,
+    )
+
+
+async def _spawn_child(
+    ports: Ports, parent: Execution, child_id: str, emitted: EmittedEvent, spawn: ChildSpawner | None
+) -> None:
+    existing = await ports.executions.get(child_id)
+    if existing is None:
+        integration = dict(parent.integration)
+        archai = integration.get("archai")
+        if isinstance(archai, dict) and "messageID" in archai:
+            integration["archai"] = {k: v for k, v in archai.items() if k != "messageID"}
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC)
+        child = Execution(
+            id=child_id,
+            flow_id=parent.flow_id,
+            owner_id=parent.owner_id,
+            status=ExecutionStatus.CREATED,
+            created_at=now,
+            updated_at=now,
+            root_execution_id=parent.root_execution_id,
+            parent_execution_id=parent.id,
+            execution_depth=parent.execution_depth + 1,
+            options=parent.options,
+            integration=integration,
+            external_events=[{"eventName": emitted.name, "payload": to_json_safe(emitted.payload)}],
+            flow_version=parent.flow_version,
+            event_name=emitted.name,
+        )
+        created = created_event(
+            execution_id=child_id,
+            flow_id=parent.flow_id,
+            flow_metadata={"id": parent.flow_id},
+            owner_id=parent.owner_id,
+            root_execution_id=parent.root_execution_id,
+            parent_execution_id=parent.id,
+            execution_depth=child.execution_depth,
+        )
+        try:
+            await ports.executions.create(child, created)
+        except Exception:
+            if await ports.executions.get(child_id) is None:
+                raise
+    if spawn is not None:
+        await spawn(child_id)
+
+
+async def child_settled_event(
+    ports: Ports, parent_id: str, child_id: str, event_name: str, index: int
+) -> dict[str, Any]:
+    """The ``child:completed``/``child:failed`` event for a settled child, at a fixed index."""
+    child = await ports.executions.get(child_id)
+    status = child.status if child is not None else ExecutionStatus.FAILED
+    data: dict[str, Any] = {"parentExecutionId": parent_id, "childExecutionId": child_id, "eventName": event_name}
+    if status is ExecutionStatus.COMPLETED:
+        return event_to_json(event(index, EventType.CHILD_EXECUTION_COMPLETED, data))
+    message = (child.error_message if child else None) or f"child execution ended {status.value}"
+    data["error"] = ErrorInfo(message)
+    data["status"] = status.value
+    return event_to_json(event(index, EventType.CHILD_EXECUTION_FAILED, data))
+
+
+async def append_idempotent(ports: Ports, execution_id: str, events: Sequence[ExecutionEvent]) -> None:
+    """Append events at fixed indices; a replay that finds them already written is a no-op."""
+    from chaingraph_executor.errors import Conflict
+
+    last = await ports.events.last_seq(execution_id)
+    todo = [ev for ev in events if ev.seq > last]
+    if not todo:
+        return
+    with contextlib.suppress(Conflict):
+        await ports.events.append(execution_id, todo)
+
+
+async def finish(ports: Ports, execution_id: str, outcome: dict[str, Any], index: int) -> str:
+    """Write the terminal status and the terminal event together (a stop request wins)."""
+    control = await ports.executions.get_control(execution_id)
+    terminal = event_from_json(outcome["terminal"])
+    terminal.index = index
+    status = ExecutionStatus(outcome["status"])
+    error = outcome.get("error_message")
+    if control.state == "stop" and status is not ExecutionStatus.STOPPED:
+        status = ExecutionStatus.STOPPED
+        error = control.reason or "User requested stop"
+        terminal = event(
+            index,
+            EventType.FLOW_CANCELLED,
+            {"flowMetadata": terminal.data.get("flowMetadata", {}), "reason": error, "executionTime": 0},
+        )
+    change = StatusChange(
+        status,
+        ACTIVE,
+        error_message=error,
+        error_node_id=outcome.get("error_node_id"),
+        outputs=outcome.get("outputs") or None,
+    )
+    done = await ports.executions.finish(execution_id, change, [terminal])
+    if done is None:
+        current = await ports.executions.get(execution_id)
+        return current.status.value if current else "missing"
+    return status.value
+
+
+def is_terminal(status: ExecutionStatus) -> bool:
+    return status in TERMINAL_STATUSES
