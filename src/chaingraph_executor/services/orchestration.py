@@ -267,6 +267,11 @@ async def run_flow(
                 await ports.executions.set_status(
                     execution_id, StatusChange(ExecutionStatus.PAUSED, frozenset({ExecutionStatus.RUNNING}))
                 )
+                # A pause the engine took by itself (breakpoint, step) becomes the desired state too,
+                # so that later commands (step, breakpoints) do not undo it; `resume` lifts it.
+                desired = await ports.executions.get_control(execution_id)
+                if desired.state == "run":
+                    await ports.executions.update_control(execution_id, state="pause", reason=ev.data.get("reason"))
             elif ev.type == EventType.FLOW_RESUMED:
                 await ports.executions.set_status(
                     execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.PAUSED}))

@@ -1,0 +1,275 @@
+"""Durable executions end to end, with DBOS launched, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaingraph_executor.bootstrap import Services, build_services
+from chaingraph_executor.domain.events import ExecutionEvent
+from chaingraph_executor.domain.execution import ExecutionOptions, ExecutionStatus
+from chaingraph_executor.errors import ExecutionNotFound, InvalidState
+from chaingraph_executor.ports import StatusChange
+from chaingraph_executor.services.auth import DEV_PRINCIPAL as P
+from chaingraph_executor.settings import Settings
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def node(id_: str, type_: str, **inputs: Any) -> dict[str, Any]:
+    return {"id": id_, "type": type_, "inputs": inputs}
+
+
+def edge(i: int, src: str, dst: str) -> dict[str, str]:
+    sn, sp = src.split(".")
+    tn, tp = dst.split(".")
+    return {"id": f"e{i}", "sourceNodeId": sn, "sourcePortId": sp, "targetNodeId": tn, "targetPortId": tp}
+
+
+CHAIN = {
+    "id": "chain",
+    "nodes": [node("a", "math.add", a=1, b=2), node("s1", "flow.sleep", ms=60), node("s2", "flow.sleep", ms=60),
+              node("b", "math.add", b=10)],
+    "edges": [edge(0, "a.result", "s1.value"), edge(1, "s1.out", "s2.value"), edge(2, "s2.out", "b.a")],
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=url,
+        start_timeout_s=getattr(request, "param_start_timeout", 300.0),
+        shutdown_grace_s=0,
+        control_poll_s=0.5,
+        event_poll_s=0.5,
+    )
+    async with build_services(settings, "embedded") as sv:
+        await sv.flows.upload(P, CHAIN)
+        yield sv
+
+
+async def collect(sv: Services, eid: str, *, from_index: int = 0, **kw: Any) -> list[ExecutionEvent]:
+    out: list[ExecutionEvent] = []
+    async with sv.executions.subscribe(P, eid, from_index=from_index, **kw) as batches:
+        async for batch in batches:
+            out += batch
+    return out
+
+
+async def wait_for(sv: Services, eid: str, type_: str, timeout: float = 10) -> ExecutionEvent:
+    async with asyncio.timeout(timeout):
+        async with sv.executions.subscribe(P, eid, batch_timeout_ms=0) as batches:
+            async for batch in batches:
+                for ev in batch:
+                    if ev.type == type_:
+                        return ev
+    raise AssertionError(f"{type_} never came")
+
+
+async def test_full_lifecycle(services: Services) -> None:
+    sv = services
+    eid = await sv.executions.create(P, "chain")
+    assert (await sv.executions.details(P, eid)).status is ExecutionStatus.CREATED
+    collector = asyncio.create_task(collect(sv, eid))
+    await asyncio.sleep(0.05)
+    await sv.executions.start(P, eid)
+    events = await asyncio.wait_for(collector, 20)
+    assert events[0].type == "execution:created" and events[0].index == -1
+    assert events[1].type == "flow:started"
+    assert events[-1].type == "flow:completed"
+    assert [e.index for e in events] == list(range(-1, len(events) - 1))  # dense, no duplicates
+    ex = await sv.executions.details(P, eid)
+    assert ex.status is ExecutionStatus.COMPLETED
+    assert ex.started_at is not None and ex.completed_at is not None
+    assert ex.outputs == {"b": {"result": 13}}
+    with pytest.raises(InvalidState, match="status completed"):
+        await sv.executions.start(P, eid)
+    # a terminal status is final
+    late = await sv.backend.executions.set_status(
+        eid, StatusChange(ExecutionStatus.FAILED, frozenset(ExecutionStatus))
+    )
+    assert late is None
+    assert (await sv.executions.details(P, eid)).status is ExecutionStatus.COMPLETED
+
+
+async def test_resubscribe_from_any_index_gives_exactly_the_missing_events(services: Services) -> None:
+    sv = services
+    eid = await sv.executions.create(P, "chain")
+    await sv.executions.start(P, eid)
+    full = await asyncio.wait_for(collect(sv, eid), 20)
+    for from_index in (0, 1, 5, len(full) - 1):
+        again = await collect(sv, eid, from_index=from_index)
+        assert [e.index for e in again] == [e.index for e in full[from_index:]]
+    assert await collect(sv, eid, event_types=["node:completed"]) == [e for e in full if e.type == "node:completed"]
+
+
+async def test_pause_then_resume(services: Services) -> None:
+    sv = services
+    eid = await sv.executions.create(P, "chain")
+    await sv.executions.start(P, eid)
+    await wait_for(sv, eid, "node:started")
+    await sv.executions.pause(P, eid, "coffee")
+    paused = await wait_for(sv, eid, "flow:paused")
+    assert paused.data["reason"] == "coffee"
+    assert (await sv.executions.details(P, eid)).status is ExecutionStatus.PAUSED
+    await asyncio.sleep(0.3)
+    with pytest.raises(InvalidState):
+        await sv.executions.pause(P, eid)
+    await sv.executions.resume(P, eid)
+    events = await asyncio.wait_for(collect(sv, eid), 20)
+    types = [e.type for e in events]
+    p, r = types.index("flow:paused"), types.index("flow:resumed")
+    assert "node:started" not in types[p:r]
+    assert types[-1] == "flow:completed"
+    assert (await sv.executions.details(P, eid)).status is ExecutionStatus.COMPLETED
+
+
+async def test_step_and_breakpoints(services: Services) -> None:
+    sv = services
+    eid = await sv.executions.create(P, "chain", options=ExecutionOptions(breakpoints=["s2"]))
+    await sv.executions.start(P, eid)
+    hit = await wait_for(sv, eid, "debug:breakpoint-hit")
+    assert hit.data["node"]["id"] == "s2"
+    await wait_for(sv, eid, "flow:paused")
+    await sv.executions.step(P, eid)  # runs s2 only
+    await asyncio.sleep(0.4)
+    events = await collect_until_now(sv, eid)
+    started = [e.data["node"]["id"] for e in events if e.type == "node:started"]
+    assert started == ["a", "s1", "s2"]
+    assert [e.type for e in events].count("flow:paused") == 2
+    await sv.executions.set_breakpoints(P, eid, [])
+    await sv.executions.resume(P, eid)
+    final = await asyncio.wait_for(collect(sv, eid), 20)
+    assert final[-1].type == "flow:completed"
+
+
+async def collect_until_now(sv: Services, eid: str) -> list[ExecutionEvent]:
+    return await sv.backend.events.read(eid, 0, limit=10_000)
+
+
+async def test_stop_while_waiting_for_start(services: Services) -> None:
+    sv = services
+    eid = await sv.executions.create(P, "chain")
+    await sv.executions.stop(P, eid)
+    ex = await sv.executions.details(P, eid)
+    assert ex.status is ExecutionStatus.STOPPED and ex.error_message == "User requested stop"
+    events = await asyncio.wait_for(collect(sv, eid), 5)
+    assert [e.type for e in events] == ["execution:created", "flow:cancelled"]
+    with pytest.raises(InvalidState):
+        await sv.executions.start(P, eid)
+
+
+async def test_stop_while_running_interrupts_nodes(services: Services) -> None:
+    sv = services
+    doc = {"id": "long", "nodes": [node("s", "flow.sleep", ms=30_000)], "edges": []}
+    await sv.flows.upload(P, doc)
+    eid = await sv.executions.create(P, "long")
+    await sv.executions.start(P, eid)
+    await wait_for(sv, eid, "node:started")
+    await asyncio.wait_for(sv.executions.stop(P, eid, "changed my mind"), 5)
+    ex = await sv.executions.details(P, eid)
+    assert ex.status is ExecutionStatus.STOPPED
+    events = await asyncio.wait_for(collect(sv, eid), 5)
+    assert events[-1].type == "flow:cancelled" and events[-1].data["reason"] == "changed my mind"
+    assert sum(e.type in ("flow:completed", "flow:failed", "flow:cancelled") for e in events) == 1
+
+
+async def test_stop_while_paused(services: Services) -> None:
+    sv = services
+    eid = await sv.executions.create(P, "chain")
+    await sv.executions.start(P, eid)
+    await wait_for(sv, eid, "node:started")
+    await sv.executions.pause(P, eid)
+    await wait_for(sv, eid, "flow:paused")
+    await sv.executions.stop(P, eid)
+    assert (await sv.executions.details(P, eid)).status is ExecutionStatus.STOPPED
+    events = await asyncio.wait_for(collect(sv, eid), 5)
+    assert events[-1].type == "flow:cancelled"
+
+
+async def test_unhandled_node_failure_fails_the_execution(services: Services) -> None:
+    sv = services
+    doc = {"id": "bad", "nodes": [node("f", "flow.fail", message="nope"), node("ok", "math.add")], "edges": []}
+    await sv.flows.upload(P, doc)
+    eid = await sv.executions.create(P, "bad")
+    await sv.executions.start(P, eid)
+    events = await asyncio.wait_for(collect(sv, eid), 20)
+    assert events[-1].type == "flow:failed"
+    ex = await sv.executions.details(P, eid)
+    assert ex.status is ExecutionStatus.FAILED
+    assert ex.error_node_id == "f" and "nope" in (ex.error_message or "")
+
+
+async def test_start_timeout_fails_with_a_terminal_event(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, start_timeout_s=0.5, shutdown_grace_s=0)
+    async with build_services(settings, "embedded") as sv:
+        await sv.flows.upload(P, CHAIN)
+        eid = await sv.executions.create(P, "chain")
+        events = await asyncio.wait_for(collect(sv, eid), 15)
+        assert [e.type for e in events] == ["execution:created", "flow:failed"]
+        ex = await sv.executions.details(P, eid)
+        assert ex.status is ExecutionStatus.FAILED
+        assert "START_SIGNAL not received" in (ex.error_message or "")
+
+
+EMITTER = {
+    "id": "emitter",
+    "nodes": [
+        node("emit1", "event.emit", eventName="greet", payload={"name": "Ada"}),
+        node("emit2", "event.emit", eventName="greet", payload={"name": "Bob"}),
+        node("listen", "event.listener", eventName="greet"),
+        node("wait", "flow.sleep", ms=30),
+    ],
+    "edges": [edge(0, "listen.payload", "wait.value")],
+}
+
+
+async def test_children_run_appear_in_tree_and_parent_settles_after_them(services: Services) -> None:
+    sv = services
+    await sv.flows.upload(P, EMITTER)
+    eid = await sv.executions.create(P, "emitter")
+    await sv.executions.start(P, eid)
+    events = await asyncio.wait_for(collect(sv, eid), 30)
+    types = [e.type for e in events]
+    assert types.count("child:spawned") == 2
+    assert types.count("child:completed") == 2
+    assert types[-1] == "flow:completed"
+    assert [e.index for e in events] == list(range(-1, len(events) - 1))
+    tree = await sv.executions.tree(P, eid)
+    assert [n.level for n in tree] == [0, 1, 1]
+    children = [n.execution for n in tree[1:]]
+    assert all(c.status is ExecutionStatus.COMPLETED for c in children)
+    assert sorted(c.outputs["wait"]["out"]["name"] for c in children) == ["Ada", "Bob"]  # type: ignore[index]
+    with pytest.raises(ExecutionNotFound):
+        await sv.executions.tree(P, children[0].id)
+    roots = await sv.executions.roots(P, "emitter")
+    assert roots[0].execution.id == eid and roots[0].total_nested == 2 and roots[0].levels == 1
+
+
+async def test_stop_cascades_to_children(services: Services) -> None:
+    sv = services
+    doc = {
+        "id": "slowkids",
+        "nodes": [node("emit", "event.emit", eventName="go"), node("l", "event.listener", eventName="go"),
+                  node("s", "flow.sleep", ms=30_000)],
+        "edges": [edge(0, "l.payload", "s.value")],
+    }
+    await sv.flows.upload(P, doc)
+    eid = await sv.executions.create(P, "slowkids")
+    await sv.executions.start(P, eid)
+    spawned = await wait_for(sv, eid, "child:spawned")
+    child_id = spawned.data["childExecutionId"]
+    await wait_for(sv, child_id, "node:started")
+    await asyncio.wait_for(sv.executions.stop(P, eid), 10)
+    async with asyncio.timeout(10):
+        while (await sv.executions.details(P, child_id)).status is not ExecutionStatus.STOPPED:
+            await asyncio.sleep(0.05)
+    assert (await sv.executions.details(P, eid)).status is ExecutionStatus.STOPPED
+    child_events = await asyncio.wait_for(collect(sv, child_id), 5)
+    assert child_events[-1].type == "flow:cancelled"
