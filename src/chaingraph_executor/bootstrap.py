@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaingraph_executor.backends.dbos.runtime import DbosDispatcher, DbosWorker, Reaper, migrate_system_database
+from chaingraph_executor.backends.dbos.runtime import (
+    DbosDispatcher,
+    DbosWorker,
+    Reaper,
+    migrate_system_database,
+)
 from chaingraph_executor.backends.sql import SqlBackend
 from chaingraph_executor.engine.library import builtin_registry
 from chaingraph_executor.engine.nodes import NodeRegistry

@@ -13,6 +13,7 @@ import click
 from chaingraph_executor import __version__
 from chaingraph_executor.domain.events import ExecutionEvent, to_json_safe
 from chaingraph_executor.errors import ExecutorError, InvalidFlow
+from chaingraph_executor.settings import Mode
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -45,13 +46,12 @@ def describe_event(ev: ExecutionEvent) -> str:
         detail = str(getattr(d.get("error"), "message", d.get("error")))
     elif ev.type == "node:debug-log-string":
         detail = d.get("log", "")
-    elif ev.type == "node:skipped":
-        detail = d.get("reason", "")
-    elif ev.type in ("flow:cancelled", "flow:paused"):
+    elif ev.type == "node:skipped" or ev.type in ("flow:cancelled", "flow:paused"):
         detail = d.get("reason", "")
     elif ev.type.startswith("edge:"):
         e = d.get("serializedEdge") or {}
-        nid = f"{e.get('sourceNodeId')}.{e.get('sourcePortId')} -> {e.get('targetNodeId')}.{e.get('targetPortId')}"
+        src = f"{e.get('sourceNodeId')}.{e.get('sourcePortId')}"
+        nid = f"{src} -> {e.get('targetNodeId')}.{e.get('targetPortId')}"
     parts = [f"{ev.index:>5}", f"{ev.type:<24}"]
     if nid:
         parts.append(str(nid))
@@ -92,8 +92,16 @@ def run(flow_file: str, as_json: bool, quiet: bool) -> None:
 
     def sink(ev: ExecutionEvent) -> None:
         if as_json:
-            click.echo(json.dumps({"index": ev.index, "type": ev.type, "timestamp": ev.timestamp.isoformat(),
-                                   "data": to_json_safe(ev.data)}))
+            click.echo(
+                json.dumps(
+                    {
+                        "index": ev.index,
+                        "type": ev.type,
+                        "timestamp": ev.timestamp.isoformat(),
+                        "data": to_json_safe(ev.data),
+                    }
+                )
+            )
         elif not quiet:
             click.echo(describe_event(ev))
 
@@ -127,25 +135,53 @@ def _settings(**overrides: Any) -> Any:
 
 def server_options(default_port: int | None = None) -> Any:
     def decorate(fn: Any) -> Any:
-        fn = click.option("--database-url", envvar="CHAINGRAPH_DATABASE_URL", show_envvar=True,
-                          help="application database (sqlite:///… or postgresql://…)")(fn)
-        fn = click.option("--data-dir", envvar="CHAINGRAPH_DATA_DIR", show_envvar=True, type=click.Path(),
-                          help="where the embedded mode keeps its files [default: .chaingraph]")(fn)
-        fn = click.option("--port", envvar="CHAINGRAPH_PORT", show_envvar=True, type=int,
-                          default=default_port, help="port to listen on" + (f" [default: {default_port}]" if default_port else " [default: 4021]"))(fn)
-        fn = click.option("--host", envvar="CHAINGRAPH_HOST", show_envvar=True,
-                          help="address to listen on [default: 127.0.0.1]")(fn)
+        fn = click.option(
+            "--database-url",
+            envvar="CHAINGRAPH_DATABASE_URL",
+            show_envvar=True,
+            help="application database (sqlite:///… or postgresql://…)",
+        )(fn)
+        fn = click.option(
+            "--data-dir",
+            envvar="CHAINGRAPH_DATA_DIR",
+            show_envvar=True,
+            type=click.Path(),
+            help="where the embedded mode keeps its files [default: .chaingraph]",
+        )(fn)
+        fn = click.option(
+            "--port",
+            envvar="CHAINGRAPH_PORT",
+            show_envvar=True,
+            type=int,
+            default=default_port,
+            help="port to listen on"
+            + (f" [default: {default_port}]" if default_port else " [default: 4021]"),
+        )(fn)
+        fn = click.option(
+            "--host",
+            envvar="CHAINGRAPH_HOST",
+            show_envvar=True,
+            help="address to listen on [default: 127.0.0.1]",
+        )(fn)
         return fn
 
     return decorate
 
 
-def _run_role(role: str, host: str | None, port: int | None, data_dir: str | None, database_url: str | None,
-              **extra: Any) -> None:
+def _run_role(
+    role: Mode,
+    host: str | None,
+    port: int | None,
+    data_dir: str | None,
+    database_url: str | None,
+    **extra: Any,
+) -> None:
     from chaingraph_executor.logconfig import configure_logging
     from chaingraph_executor.serve import serve
 
-    settings = _settings(mode=role, host=host, port=port, data_dir=data_dir, database_url=database_url, **extra)
+    settings = _settings(
+        mode=role, host=host, port=port, data_dir=data_dir, database_url=database_url, **extra
+    )
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings, role, announce=click.echo))
@@ -173,19 +209,37 @@ def api(host: str | None, port: int | None, data_dir: str | None, database_url: 
 
 @main.command()
 @server_options(default_port=9090)
-@click.option("--concurrency", envvar="CHAINGRAPH_WORKER_CONCURRENCY", show_envvar=True, type=int,
-              help="flows this worker runs at once [default: 10]")
-@click.option("--executor-id", envvar="CHAINGRAPH_EXECUTOR_ID", show_envvar=True,
-              help="stable unique id of this worker [default: <hostname>-<pid>]")
-def worker(host: str | None, port: int | None, data_dir: str | None, database_url: str | None,
-           concurrency: int | None, executor_id: str | None) -> None:
+@click.option(
+    "--concurrency",
+    envvar="CHAINGRAPH_WORKER_CONCURRENCY",
+    show_envvar=True,
+    type=int,
+    help="flows this worker runs at once [default: 10]",
+)
+@click.option(
+    "--executor-id",
+    envvar="CHAINGRAPH_EXECUTOR_ID",
+    show_envvar=True,
+    help="stable unique id of this worker [default: <hostname>-<pid>]",
+)
+def worker(
+    host: str | None,
+    port: int | None,
+    data_dir: str | None,
+    database_url: str | None,
+    concurrency: int | None,
+    executor_id: str | None,
+) -> None:
     """Run a worker process (PostgreSQL): runs flows; its health endpoint listens on --port."""
-    _run_role("worker", host, port, data_dir, database_url, worker_concurrency=concurrency,
-              executor_id=executor_id)
+    _run_role(
+        "worker", host, port, data_dir, database_url, worker_concurrency=concurrency, executor_id=executor_id
+    )
 
 
 @main.command()
-@click.option("--database-url", envvar="CHAINGRAPH_DATABASE_URL", show_envvar=True, help="application database")
+@click.option(
+    "--database-url", envvar="CHAINGRAPH_DATABASE_URL", show_envvar=True, help="application database"
+)
 @click.option("--data-dir", envvar="CHAINGRAPH_DATA_DIR", show_envvar=True, type=click.Path())
 def migrate(database_url: str | None, data_dir: str | None) -> None:
     """Create or upgrade the application schema and the DBOS system schema."""
@@ -205,7 +259,7 @@ def migrate(database_url: str | None, data_dir: str | None) -> None:
 
     try:
         current, head = asyncio.run(go())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is reported in one line
         fail(f"migration failed: {exc}", EXIT_FAILED)
     click.echo(f"schema at {current} (head {head}); DBOS system schema ready")
 

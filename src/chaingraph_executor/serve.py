@@ -35,7 +35,7 @@ def api_deps(sv: Services) -> ApiDeps:
         counts = await sv.backend.executions.count_by_status()
         try:
             depth = await sv.dispatcher.queue_depth()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a metric must not fail the scrape
             depth = 0
         return {"by_status": counts, "queue_depth": depth}
 
@@ -70,11 +70,15 @@ def worker_app(sv: Services) -> Starlette:
     return Starlette(routes=[Route("/health", health), Route("/ready", health)])
 
 
-async def run_server(app: Starlette, host: str, port: int, on_ready: Callable[[int], Awaitable[None]] | None = None) -> None:
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
+async def run_server(
+    app: Starlette, host: str, port: int, on_ready: Callable[[int], Awaitable[None]] | None = None
+) -> None:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
         await asyncio.sleep(0.01)
     if on_ready is not None and server.started:
         sockets = [s for srv in server.servers for s in srv.sockets]
@@ -86,7 +90,8 @@ async def serve(settings: Settings, role: Mode, *, announce: Callable[[str], Non
     async with build_services(settings, role) as sv:
         if role == "worker":
             app = worker_app(sv)
-            what = f"worker {sv.worker.executor_id if sv.worker else ''} (concurrency {settings.worker_concurrency})"
+            executor = sv.worker.executor_id if sv.worker else ""
+            what = f"worker {executor} (concurrency {settings.worker_concurrency})"
         else:
             app = create_app(api_deps(sv))
             what = "embedded service (API + worker)" if role == "embedded" else "API"

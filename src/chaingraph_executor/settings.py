@@ -33,7 +33,8 @@ class Settings(BaseSettings):
         None, description="everyone is an admin; default true in embedded mode, false otherwise"
     )
     node_modules: list[str] = Field(
-        default_factory=list, description="Python modules with extra node types (comma-separated list in JSON)"
+        default_factory=list,
+        description="Python modules with extra node types (comma-separated list in JSON)",
     )
     start_timeout_s: float = Field(300.0, gt=0, description="how long a created execution waits for start")
     worker_concurrency: int = Field(10, ge=1, description="flows one worker runs at once")
@@ -53,7 +54,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(50, ge=1, description="most calls in one HTTP batch")
     max_subscriptions_per_connection: int = Field(100, ge=1, description="per WebSocket connection")
     max_ws_message_bytes: int = Field(1_048_576, ge=1024, description="largest accepted WebSocket message")
-    shutdown_grace_s: float = Field(2.0, ge=0, description="how long a worker lets running flows finish on stop")
+    shutdown_grace_s: float = Field(
+        2.0, ge=0, description="how long a worker lets running flows finish on stop"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["console", "json"] = Field("console", description="console or json")
 

@@ -237,7 +237,9 @@ async def run_flow(
     services: Mapping[str, Any] | None = None,
 ) -> Run:
     compiled = compile_flow(parse_flow(doc), registry or registry_for_tests())
-    opts = options if isinstance(options, ExecutionOptions) or options is None else ExecutionOptions(**options)
+    opts = (
+        options if isinstance(options, ExecutionOptions) or options is None else ExecutionOptions(**options)
+    )
     events: list[ExecutionEvent] = []
     engine = FlowEngine(
         compiled,

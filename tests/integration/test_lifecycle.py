@@ -32,8 +32,12 @@ def edge(i: int, src: str, dst: str) -> dict[str, str]:
 
 CHAIN = {
     "id": "chain",
-    "nodes": [node("a", "math.add", a=1, b=2), node("s1", "flow.sleep", ms=60), node("s2", "flow.sleep", ms=60),
-              node("b", "math.add", b=10)],
+    "nodes": [
+        node("a", "math.add", a=1, b=2),
+        node("s1", "flow.sleep", ms=60),
+        node("s2", "flow.sleep", ms=60),
+        node("b", "math.add", b=10),
+    ],
     "edges": [edge(0, "a.result", "s1.value"), edge(1, "s1.out", "s2.value"), edge(2, "s2.out", "b.a")],
 }
 
@@ -106,7 +110,9 @@ async def test_resubscribe_from_any_index_gives_exactly_the_missing_events(servi
     for from_index in (0, 1, 5, len(full) - 1):
         again = await collect(sv, eid, from_index=from_index)
         assert [e.index for e in again] == [e.index for e in full[from_index:]]
-    assert await collect(sv, eid, event_types=["node:completed"]) == [e for e in full if e.type == "node:completed"]
+    assert await collect(sv, eid, event_types=["node:completed"]) == [
+        e for e in full if e.type == "node:completed"
+    ]
 
 
 async def test_pause_then_resume(services: Services) -> None:
@@ -195,7 +201,11 @@ async def test_stop_while_paused(services: Services) -> None:
 
 async def test_unhandled_node_failure_fails_the_execution(services: Services) -> None:
     sv = services
-    doc = {"id": "bad", "nodes": [node("f", "flow.fail", message="nope"), node("ok", "math.add")], "edges": []}
+    doc = {
+        "id": "bad",
+        "nodes": [node("f", "flow.fail", message="nope"), node("ok", "math.add")],
+        "edges": [],
+    }
     await sv.flows.upload(P, doc)
     eid = await sv.executions.create(P, "bad")
     await sv.executions.start(P, eid)
@@ -256,8 +266,11 @@ async def test_stop_cascades_to_children(services: Services) -> None:
     sv = services
     doc = {
         "id": "slowkids",
-        "nodes": [node("emit", "event.emit", eventName="go"), node("l", "event.listener", eventName="go"),
-                  node("s", "flow.sleep", ms=30_000)],
+        "nodes": [
+            node("emit", "event.emit", eventName="go"),
+            node("l", "event.listener", eventName="go"),
+            node("s", "flow.sleep", ms=30_000),
+        ],
         "edges": [edge(0, "l.payload", "s.value")],
     }
     await sv.flows.upload(P, doc)

@@ -69,8 +69,12 @@ def create_app(deps: ApiDeps) -> Starlette:
     by_status = Gauge("chaingraph_executions", "executions by status", ["status"], registry=registry)
     subs = Gauge("chaingraph_active_subscriptions", "open subscription streams", registry=registry)
     sockets = Gauge("chaingraph_websockets", "open WebSocket connections", registry=registry)
-    queue = Gauge("chaingraph_queue_depth", "executions waiting to be dequeued by a worker", registry=registry)
-    lag = Gauge("chaingraph_event_lag_seconds", "age of the newest event of running executions", registry=registry)
+    queue = Gauge(
+        "chaingraph_queue_depth", "executions waiting to be dequeued by a worker", registry=registry
+    )
+    lag = Gauge(
+        "chaingraph_event_lag_seconds", "age of the newest event of running executions", registry=registry
+    )
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "healthy", "uptime": round(time.time() - started, 3)})
@@ -78,10 +82,12 @@ def create_app(deps: ApiDeps) -> Starlette:
     async def ready(_: Request) -> Response:
         try:
             report = await deps.ready()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure as 503
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         ok = all(v is True for k, v in report.items() if k.endswith("_ok"))
-        return JSONResponse({"status": "ready" if ok else "unavailable", **report}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "unavailable", **report}, status_code=200 if ok else 503
+        )
 
     async def metrics(_: Request) -> Response:
         stats = await deps.stats()

@@ -37,9 +37,7 @@ class EventType(enum.StrEnum):
     DEBUG_BREAKPOINT_HIT = "debug:breakpoint-hit"
 
 
-TERMINAL_EVENT_TYPES = frozenset(
-    {EventType.FLOW_COMPLETED, EventType.FLOW_FAILED, EventType.FLOW_CANCELLED}
-)
+TERMINAL_EVENT_TYPES = frozenset({EventType.FLOW_COMPLETED, EventType.FLOW_FAILED, EventType.FLOW_CANCELLED})
 TERMINAL_EVENT_VALUES = frozenset(t.value for t in TERMINAL_EVENT_TYPES)
 ALL_EVENT_TYPES = frozenset(t.value for t in EventType)
 

@@ -50,9 +50,7 @@ ERROR_PORTS = frozenset({ERROR_PORT, ERROR_MESSAGE_PORT})
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 class PortSpec(_Model):
@@ -153,7 +151,8 @@ def _location(loc: list[Any], document: Any) -> str:
         key = loc[i]
         if key in ("nodes", "edges") and i + 1 < len(loc) and isinstance(loc[i + 1], int):
             idx = loc[i + 1]
-            item = cur.get(key)[idx] if isinstance(cur, dict) and isinstance(cur.get(key), list) else None
+            items = cur.get(key) if isinstance(cur, dict) else None
+            item = items[idx] if isinstance(items, list) and 0 <= idx < len(items) else None
             ident = item.get("id") if isinstance(item, dict) else None
             label = "node" if key == "nodes" else "edge"
             parts.append(f"{label} '{ident}'" if ident else f"{label} #{idx}")

@@ -215,11 +215,11 @@ def compile_flow(flow: Flow, registry: NodeRegistry) -> CompiledFlow:
             if spec.direction is Direction.INPUT:
                 defaults[spec.id] = spec.default
         for name, value in node.inputs.items():
-            spec = ports.get(name)
-            if spec is None or spec.direction is not Direction.INPUT:
+            input_spec = ports.get(name)
+            if input_spec is None or input_spec.direction is not Direction.INPUT:
                 problems.append(f"node '{node.id}': unknown input port '{name}' for type '{node.type}'")
                 continue
-            problem = value_problem(spec, value, f"node '{node.id}' port '{name}'")
+            problem = value_problem(input_spec, value, f"node '{node.id}' port '{name}'")
             if problem:
                 problems.append(problem)
             defaults[name] = value
@@ -234,9 +234,7 @@ def compile_flow(flow: Flow, registry: NodeRegistry) -> CompiledFlow:
         if cls.event_name_port is not None:
             name_value = defaults.get(cls.event_name_port)
             if not isinstance(name_value, str) or not name_value:
-                problems.append(
-                    f"node '{node.id}': listener needs a non-empty '{cls.event_name_port}' input"
-                )
+                problems.append(f"node '{node.id}': listener needs a non-empty '{cls.event_name_port}' input")
             else:
                 cn.listens_for = name_value
         if node.id not in by_id:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaingraph_executor.domain.events import ErrorInfo, EventType, ExecutionEvent, NodeStatus, now
+from chaingraph_executor.domain.events import ErrorInfo, ExecutionEvent, NodeStatus, now
 from chaingraph_executor.domain.execution import EmittedEvent, ExecutionInfo, ExecutionOptions
 from chaingraph_executor.domain.flow import (
     ERROR_MESSAGE_PORT,
@@ -140,9 +140,7 @@ class FlowEngine:
     def _set_status(self, st: NodeState, new: str) -> None:
         old = st.status
         st.status = new
-        self._emit(
-            "node:status-changed", {"nodeId": st.compiled.id, "oldStatus": old, "newStatus": new}
-        )
+        self._emit("node:status-changed", {"nodeId": st.compiled.id, "oldStatus": old, "newStatus": new})
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         """Publish an event of the host (e.g. ``child:spawned``) in this run's stream order."""
@@ -376,11 +374,7 @@ class FlowEngine:
         while ready and self._can_start():
             st = ready[0]
             nid = st.compiled.id
-            if (
-                not self._paused
-                and nid in control.breakpoints
-                and nid not in self._passed_breakpoints
-            ):
+            if not self._paused and nid in control.breakpoints and nid not in self._passed_breakpoints:
                 self._emit("debug:breakpoint-hit", {"node": self._snapshot(st), "nodeId": nid})
                 control.pause(f"breakpoint at node '{nid}'")
                 self._passed_breakpoints.add(nid)
@@ -459,7 +453,7 @@ class FlowEngine:
             if self._finished or self.control.stop_reason is not None or self._timed_out:
                 raise
             st.error = "node was cancelled"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any error of a node body fails that node
             st.error = str(exc) or type(exc).__name__
         finally:
             self._done.append(st)

@@ -88,7 +88,9 @@ class ExecutionService:
         opts = options or ExecutionOptions()
         unknown = [b for b in opts.breakpoints if stored.flow.node(b) is None]
         if unknown:
-            raise InvalidInput(f"options.breakpoints: unknown node id(s) {', '.join(unknown)}", path="options")
+            raise InvalidInput(
+                f"options.breakpoints: unknown node id(s) {', '.join(unknown)}", path="options"
+            )
         execution_id = new_execution_id()
         now = datetime.now(UTC)
         ex = Execution(
@@ -128,8 +130,7 @@ class ExecutionService:
         ex = await self._execution(principal, execution_id)
         if ex.status is not ExecutionStatus.CREATED:
             raise InvalidState(
-                f"Cannot start execution in status {ex.status.value}. "
-                "Execution must be in 'created' status."
+                f"Cannot start execution in status {ex.status.value}. Execution must be in 'created' status."
             )
         if not ex.is_root:
             raise InvalidState("Child executions start by themselves")
@@ -246,7 +247,12 @@ class ExecutionService:
         return await self.ports.executions.tree(execution_id)
 
     async def roots(
-        self, principal: Principal, flow_id: str, *, limit: int = 50, after: datetime | None = None,
+        self,
+        principal: Principal,
+        flow_id: str,
+        *,
+        limit: int = 50,
+        after: datetime | None = None,
         after_id: str | None = None,
     ) -> list[RootExecution]:
         await self._owned_flow(principal, flow_id)

@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from chaingraph_executor.domain.events import (
     TERMINAL_EVENT_VALUES,
@@ -51,9 +51,8 @@ ACTIVE = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.PAUSED})
 NOT_TERMINAL = frozenset({ExecutionStatus.CREATED, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED})
 
 
-class ChildSpawner(Protocol):
-    async def __call__(self, child_execution_id: str) -> None:
-        """Enqueue the durable workflow of a child whose row already exists (idempotent)."""
+#: Enqueues the durable workflow of a child whose row already exists (idempotent).
+ChildSpawner = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -121,14 +120,22 @@ class EventWriter:
 
 
 def event_to_json(ev: ExecutionEvent) -> dict[str, Any]:
-    return {"index": ev.index, "type": ev.type, "timestamp": ev.timestamp.isoformat(), "data": to_json_safe(ev.data)}
+    return {
+        "index": ev.index,
+        "type": ev.type,
+        "timestamp": ev.timestamp.isoformat(),
+        "data": to_json_safe(ev.data),
+    }
 
 
 def event_from_json(doc: dict[str, Any]) -> ExecutionEvent:
     from datetime import datetime
 
     return ExecutionEvent(
-        int(doc["index"]), str(doc["type"]), datetime.fromisoformat(doc["timestamp"]), from_json_safe(doc["data"])
+        int(doc["index"]),
+        str(doc["type"]),
+        datetime.fromisoformat(doc["timestamp"]),
+        from_json_safe(doc["data"]),
     )
 
 
@@ -242,8 +249,11 @@ async def run_flow(
     attempt = len(previous_starts) + 1
     if compiled is None:
         msg = f"Flow {ex.flow_id} version {ex.flow_version} not found"
-        terminal = event(last_seq, EventType.FLOW_FAILED, {"flowMetadata": {"id": ex.flow_id},
-                                                           "error": ErrorInfo(msg), "executionTime": 0})
+        terminal = event(
+            last_seq,
+            EventType.FLOW_FAILED,
+            {"flowMetadata": {"id": ex.flow_id}, "error": ErrorInfo(msg), "executionTime": 0},
+        )
         return RunOutcome("failed", msg, None, {}, event_to_json(terminal), last_seq + 1, [])
 
     options = ExecutionOptions.model_validate(ex.options or {})
@@ -271,7 +281,9 @@ async def run_flow(
                 # so that later commands (step, breakpoints) do not undo it; `resume` lifts it.
                 desired = await ports.executions.get_control(execution_id)
                 if desired.state == "run":
-                    await ports.executions.update_control(execution_id, state="pause", reason=ev.data.get("reason"))
+                    await ports.executions.update_control(
+                        execution_id, state="pause", reason=ev.data.get("reason")
+                    )
             elif ev.type == EventType.FLOW_RESUMED:
                 await ports.executions.set_status(
                     execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.PAUSED}))
@@ -402,7 +414,11 @@ async def child_settled_event(
     """The ``child:completed``/``child:failed`` event for a settled child, at a fixed index."""
     child = await ports.executions.get(child_id)
     status = child.status if child is not None else ExecutionStatus.FAILED
-    data: dict[str, Any] = {"parentExecutionId": parent_id, "childExecutionId": child_id, "eventName": event_name}
+    data: dict[str, Any] = {
+        "parentExecutionId": parent_id,
+        "childExecutionId": child_id,
+        "eventName": event_name,
+    }
     if status is ExecutionStatus.COMPLETED:
         return event_to_json(event(index, EventType.CHILD_EXECUTION_COMPLETED, data))
     message = (child.error_message if child else None) or f"child execution ended {status.value}"

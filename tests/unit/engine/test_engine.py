@@ -18,7 +18,12 @@ def n(id_: str, type_: str, **inputs: Any) -> dict[str, Any]:
 
 async def test_diamond_computes_and_orders_events() -> None:
     doc = flow_doc(
-        [n("a", "test.number", value=2), n("b", "test.add", b=1), n("c", "test.add", b=10), n("d", "test.add")],
+        [
+            n("a", "test.number", value=2),
+            n("b", "test.add", b=1),
+            n("c", "test.add", b=10),
+            n("d", "test.add"),
+        ],
         [("a.out", "b.a"), ("a.out", "c.a"), ("b.result", "d.a"), ("c.result", "d.b")],
     )
     run = await run_flow(doc)
@@ -52,7 +57,9 @@ async def test_status_changed_events_accompany_node_events() -> None:
 async def test_max_concurrency_limits_parallel_nodes() -> None:
     nodes = [n(f"s{i}", "test.sleep", ms=20) for i in range(6)]
     trace: list[tuple[str, str]] = []
-    run = await run_flow(flow_doc(nodes), options={"execution": {"maxConcurrency": 2}}, services={"trace": trace})
+    run = await run_flow(
+        flow_doc(nodes), options={"execution": {"maxConcurrency": 2}}, services={"trace": trace}
+    )
     assert run.result.status == "completed"
     running = peak = 0
     for kind, _ in trace:
@@ -112,7 +119,11 @@ async def test_execute_port_false_skips_node_and_its_downstream() -> None:
 
 async def test_withheld_output_does_not_run_its_consumers() -> None:
     doc = flow_doc(
-        [n("br", "test.branch", condition=False), n("yes", "test.number", value=1), n("no", "test.number", value=2)],
+        [
+            n("br", "test.branch", condition=False),
+            n("yes", "test.number", value=1),
+            n("no", "test.number", value=2),
+        ],
         [("br.then", "yes.__execute"), ("br.otherwise", "no.__execute")],
     )
     run = await run_flow(doc)
@@ -122,7 +133,11 @@ async def test_withheld_output_does_not_run_its_consumers() -> None:
 
 async def test_first_resolved_source_wins_for_a_port() -> None:
     doc = flow_doc(
-        [n("fast", "test.sleep", ms=1, value="fast"), n("slow", "test.sleep", ms=40, value="slow"), n("t", "test.value")],
+        [
+            n("fast", "test.sleep", ms=1, value="fast"),
+            n("slow", "test.sleep", ms=40, value="slow"),
+            n("t", "test.value"),
+        ],
         [("fast.out", "t.value"), ("slow.out", "t.value")],
     )
     run = await run_flow(doc)
@@ -204,7 +219,11 @@ async def test_step_runs_exactly_the_ready_nodes_then_pauses_again() -> None:
         control.step()
         await asyncio.sleep(0.01)
     run = await asyncio.wait_for(task, 1)
-    order = [(e.type, (e.data.get("node") or {}).get("id")) for e in run.events if e.type in ("node:started", "flow:paused")]
+    order = [
+        (e.type, (e.data.get("node") or {}).get("id"))
+        for e in run.events
+        if e.type in ("node:started", "flow:paused")
+    ]
     assert order == [
         ("flow:paused", None),
         ("node:started", "a"),
@@ -229,7 +248,9 @@ async def test_breakpoint_pauses_before_the_node() -> None:
     hit = types.index("debug:breakpoint-hit")
     assert run.events[hit].data["node"]["id"] == "b"
     assert hit < types.index("flow:paused") < types.index("flow:resumed")
-    b_started = [i for i, e in enumerate(run.events) if e.type == "node:started" and e.data["node"]["id"] == "b"]
+    b_started = [
+        i for i, e in enumerate(run.events) if e.type == "node:started" and e.data["node"]["id"] == "b"
+    ]
     assert b_started[0] > types.index("flow:resumed")
     assert types.count("debug:breakpoint-hit") == 1
 
@@ -280,7 +301,9 @@ async def test_child_run_executes_only_the_matching_listener_chain() -> None:
         ],
         [("l.payload", "after.value"), ("other.payload", "other_after.value")],
     )
-    info = ExecutionInfo("EXchild", "flow", parent_execution_id="EXp", event=ExternalEvent(event_name="ping", payload=7))
+    info = ExecutionInfo(
+        "EXchild", "flow", parent_execution_id="EXp", event=ExternalEvent(event_name="ping", payload=7)
+    )
     run = await run_flow(doc, info=info)
     started = {(e.data.get("node") or {}).get("id") for e in run.of("node:started")}
     assert started == {"l", "after"}

@@ -24,7 +24,11 @@ def test_unknown_node_type() -> None:
 
 def test_duplicate_ids() -> None:
     doc = flow_doc(
-        [{"id": "a", "type": "test.number"}, {"id": "a", "type": "test.number"}, {"id": "b", "type": "test.add"}],
+        [
+            {"id": "a", "type": "test.number"},
+            {"id": "a", "type": "test.number"},
+            {"id": "b", "type": "test.add"},
+        ],
         [("a.out", "b.a"), ("a.out", "b.b")],
     )
     doc["edges"][1]["id"] = "e0"
@@ -46,7 +50,9 @@ def test_incompatible_port_types() -> None:
 
 
 def test_wrong_direction() -> None:
-    doc = flow_doc([{"id": "a", "type": "test.number"}, {"id": "b", "type": "test.add"}], [("b.a", "a.value")])
+    doc = flow_doc(
+        [{"id": "a", "type": "test.number"}, {"id": "b", "type": "test.add"}], [("b.a", "a.value")]
+    )
     assert problems(doc) == ["edge 'e0': source port 'b.a' is not an output port"]
 
 
@@ -122,6 +128,9 @@ def test_nested_values_are_checked() -> None:
         ],
     )
     assert value_problem(spec, {"tags": ["x"], "mode": "a"}, "cfg") is None
-    assert value_problem(spec, {"tags": ["x", 2], "mode": "a"}, "cfg") == "cfg.tags[1]: expected string, got number"
+    assert (
+        value_problem(spec, {"tags": ["x", 2], "mode": "a"}, "cfg")
+        == "cfg.tags[1]: expected string, got number"
+    )
     assert value_problem(spec, {"mode": "c"}, "cfg") == "cfg.mode: 'c' is not one of a, b"
     assert value_problem(spec, {}, "cfg") == "cfg: missing required field 'mode'"

@@ -79,7 +79,9 @@ async def run_step(execution_id: str) -> dict[str, Any]:
         try:
             outcome = await orch.run_flow(c.ports, execution_id, cache=c.cache, spawn=c.spawn)
         except Exception as exc:
-            log.exception("flow step failed", extra={"action": "flow_step_failed", "execution_id": execution_id})
+            log.exception(
+                "flow step failed", extra={"action": "flow_step_failed", "execution_id": execution_id}
+            )
             return {"error": f"internal error: {exc}"}
     return outcome.to_json()
 
@@ -133,7 +135,7 @@ async def execution_workflow(execution_id: str) -> dict[str, Any]:
     index = int(outcome["next_index"])
     for child in outcome["children"]:
         try:
-            handle = await DBOS.retrieve_workflow_async(child["id"])
+            handle: Any = await DBOS.retrieve_workflow_async(child["id"])
             await handle.get_result()
         except Exception:
             log.warning("child workflow ended abnormally", exc_info=True)
