@@ -175,3 +175,7 @@ class WorkerRegistry(Protocol):
     async def list(self) -> list[WorkerInfo]: ...
 
     async def remove(self, executor_id: str) -> None: ...
+
+    async def claim_dead(self, executor_id: str, silent_since: datetime) -> bool:
+        """Remove a worker whose last heartbeat is older than ``silent_since``; True for exactly
+        one caller, so only one reaper resumes its workflows."""

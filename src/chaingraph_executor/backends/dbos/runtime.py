@@ -225,7 +225,7 @@ class Reaper:
         cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.worker_dead_after_s)
         resumed: list[str] = []
         for worker in await self.workers.list():
-            if worker.heartbeat_at >= cutoff:
+            if worker.heartbeat_at >= cutoff or not await self.workers.claim_dead(worker.executor_id, cutoff):
                 continue
             log.warning(
                 "worker %s is dead (last heartbeat %s); resuming its workflows",
@@ -236,6 +236,5 @@ class Reaper:
             for workflow_id in await self.dispatcher.pending_of(worker.executor_id):
                 await self.dispatcher.resume(workflow_id)
                 resumed.append(workflow_id)
-            await self.workers.remove(worker.executor_id)
         self.resumed += resumed
         return resumed
