@@ -163,3 +163,14 @@ def _location(loc: list[Any], document: Any) -> str:
         cur = cur.get(key) if isinstance(cur, dict) else None
         i += 1
     return " ".join(parts[:1]) + ("." + ".".join(parts[1:]) if len(parts) > 1 else "") if parts else ""
+
+
+def flow_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the flow document (committed as ``schema/flow.schema.json``)."""
+    schema = Flow.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://chaingraph-executor/schema/flow.schema.json",
+        "title": "chaingraph-executor flow",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }

@@ -56,6 +56,8 @@ class CompiledNode:
     # names of the events this node is bound to (None: not event-bound)
     event_names: frozenset[str] | None = None
     listens_for: str | None = None
+    # output ports of type secret: their values never appear in events
+    secret_outputs: frozenset[str] = frozenset()
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -230,6 +232,9 @@ def compile_flow(flow: Flow, registry: NodeRegistry) -> CompiledFlow:
             ports=ports,
             defaults=defaults,
             snapshot={"id": node.id, "type": node.type, "title": node.title or cls.title or node.type},
+        )
+        cn.secret_outputs = frozenset(
+            s.id for s in ports.values() if s.direction is Direction.OUTPUT and s.type is PortType.SECRET
         )
         if cls.event_name_port is not None:
             name_value = defaults.get(cls.event_name_port)

@@ -480,9 +480,12 @@ class FlowEngine:
             st.outputs[SUCCESS_PORT] = True
             st.outputs[ERROR_PORT] = False
             self._set_status(st, _S_COMPLETED)
+            shown = outputs
+            if cn.secret_outputs and not cn.secret_outputs.isdisjoint(outputs):
+                shown = {k: ("***" if k in cn.secret_outputs else v) for k, v in outputs.items()}
             self._emit(
                 "node:completed",
-                {"node": self._snapshot(st), "outputs": outputs, "executionTime": elapsed},
+                {"node": self._snapshot(st), "outputs": shown, "executionTime": elapsed},
             )
             withheld = st.withheld
             for port, spec in cn.ports.items():

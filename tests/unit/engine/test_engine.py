@@ -338,3 +338,12 @@ async def test_indices_continue_from_start_index() -> None:
 async def test_empty_flow_completes(count: int) -> None:
     run = await run_flow({"id": "empty", "nodes": [], "edges": []})
     assert run.types() == ["flow:started", "flow:completed"]
+
+
+async def test_secret_outputs_are_masked_in_events() -> None:
+    from chaingraph_executor.engine.library import builtin_registry
+
+    doc = flow_doc([n("s", "value.secret", value="hunter2")])
+    run = await run_flow(doc, registry=builtin_registry())
+    assert run.of("node:completed")[0].data["outputs"] == {"out": "***"}
+    assert run.result.outputs["s"]["out"] == "hunter2"  # the value itself still flows
