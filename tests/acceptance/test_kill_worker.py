@@ -86,9 +86,13 @@ def cluster(pg_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     api_port, w1_port, w2_port = free_port(), free_port(), free_port()
     procs: dict[str, Proc] = {}
     try:
-        procs["w1"] = Proc([str(BIN), "worker", "--port", str(w1_port), "--executor-id", "w1"], env, tmp_path / "w1.log")
+        procs["w1"] = Proc(
+            [str(BIN), "worker", "--port", str(w1_port), "--executor-id", "w1"], env, tmp_path / "w1.log"
+        )
         wait_healthy(w1_port, procs["w1"])
-        procs["w2"] = Proc([str(BIN), "worker", "--port", str(w2_port), "--executor-id", "w2"], env, tmp_path / "w2.log")
+        procs["w2"] = Proc(
+            [str(BIN), "worker", "--port", str(w2_port), "--executor-id", "w2"], env, tmp_path / "w2.log"
+        )
         procs["api"] = Proc([str(BIN), "api", "--port", str(api_port)], env, tmp_path / "api.log")
         wait_healthy(w2_port, procs["w2"])
         wait_healthy(api_port, procs["api"])
@@ -109,7 +113,8 @@ def executor_of(pg_url: str, execution_id: str) -> str | None:
 def stream(pg_url: str, execution_id: str) -> list[tuple[int, str, str]]:
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
-            "SELECT seq, type, data FROM chaingraph_events WHERE execution_id = %s ORDER BY seq", (execution_id,)
+            "SELECT seq, type, data FROM chaingraph_events WHERE execution_id = %s ORDER BY seq",
+            (execution_id,),
         ).fetchall()
     return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
@@ -122,8 +127,13 @@ def test_killed_worker_execution_completes_elsewhere(cluster: dict[str, Any]) ->
     api, pg_url = cluster["api"], cluster["pg_url"]
     nodes = [{"id": f"s{i}", "type": "flow.sleep", "inputs": {"ms": 250}} for i in range(12)]
     edges = [
-        {"id": f"e{i}", "sourceNodeId": f"s{i}", "sourcePortId": "out", "targetNodeId": f"s{i + 1}",
-         "targetPortId": "value"}
+        {
+            "id": f"e{i}",
+            "sourceNodeId": f"s{i}",
+            "sourcePortId": "out",
+            "targetNodeId": f"s{i + 1}",
+            "targetPortId": "value",
+        }
         for i in range(11)
     ]
     assert call(api, "uploadFlow", {"flow": {"id": "slow", "nodes": nodes, "edges": edges}})["version"] == 1
@@ -162,7 +172,10 @@ def test_killed_worker_execution_completes_elsewhere(cluster: dict[str, Any]) ->
     assert types.count("flow:started") == 2
     restarted = [d for _, t, d in events if t == "flow:started"][1]
     assert '"restarted": true' in restarted and '"attempt": 2' in restarted
-    assert types[-1] == "flow:completed" and sum(t.startswith("flow:c") or t == "flow:failed" for t in types) == 1
+    assert (
+        types[-1] == "flow:completed"
+        and sum(t.startswith("flow:c") or t == "flow:failed" for t in types) == 1
+    )
     for eid in ids:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and status(api, eid) != "completed":

@@ -235,18 +235,20 @@ async def run_flow(
     *,
     cache: FlowCache,
     spawn: ChildSpawner | None = None,
-    on_status: Callable[[str], None] | None = None,
+    execution: Execution | None = None,
 ) -> RunOutcome:
     """Run the flow of an execution on this worker (the body of the ``executeFlowAtomic`` step)."""
-    ex = await ports.executions.get(execution_id)
+    ex = execution or await ports.executions.get(execution_id)
     if ex is None:
         raise RuntimeError(f"execution {execution_id} not found")
     compiled = await cache.get(ports, ex.flow_id, ex.flow_version)
     last_seq = await ports.events.last_seq(execution_id)
-    previous_starts = await ports.events.read(
-        execution_id, 0, limit=10_000, types=frozenset({EventType.FLOW_STARTED.value})
-    )
-    attempt = len(previous_starts) + 1
+    attempt = 1
+    if last_seq > 0:  # events beyond `execution:created`: this is a re-run of the step
+        previous_starts = await ports.events.read(
+            execution_id, 0, limit=10_000, types=frozenset({EventType.FLOW_STARTED.value})
+        )
+        attempt = len(previous_starts) + 1
     if compiled is None:
         msg = f"Flow {ex.flow_id} version {ex.flow_version} not found"
         terminal = event(

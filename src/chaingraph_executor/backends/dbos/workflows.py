@@ -77,7 +77,9 @@ async def run_step(execution_id: str) -> dict[str, Any]:
         if current is None or current.status.terminal:
             return {"skipped": True}
         try:
-            outcome = await orch.run_flow(c.ports, execution_id, cache=c.cache, spawn=c.spawn)
+            outcome = await orch.run_flow(
+                c.ports, execution_id, cache=c.cache, spawn=c.spawn, execution=current
+            )
         except Exception as exc:
             log.exception(
                 "flow step failed", extra={"action": "flow_step_failed", "execution_id": execution_id}
