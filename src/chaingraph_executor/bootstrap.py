@@ -75,6 +75,8 @@ async def build_services(settings: Settings, role: Mode | None = None) -> AsyncI
             SqlBackend(
                 app_url,
                 migrate=True,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
                 poll_interval_s=settings.event_poll_s,
                 control_poll_interval_s=settings.control_poll_s,
             )

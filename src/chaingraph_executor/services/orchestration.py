@@ -43,6 +43,7 @@ from chaingraph_executor.engine.control import ExecutionControl
 from chaingraph_executor.engine.graph import CompiledFlow, compile_flow
 from chaingraph_executor.engine.nodes import NodeRegistry
 from chaingraph_executor.engine.runner import FlowEngine
+from chaingraph_executor.errors import Conflict
 from chaingraph_executor.ports import Control, EventLog, ExecutionStore, FlowStore, StatusChange
 
 log = logging.getLogger(__name__)
@@ -98,18 +99,40 @@ class EventWriter:
         try:
             while self._buffer:
                 batch = self._buffer[: self._max_batch]
-                del self._buffer[: len(batch)]
                 if self._on_batch is not None:
                     await self._on_batch(batch)
-                await self._log.append(self._execution_id, batch)
+                await self._append_with_retry(batch)
+                del self._buffer[: len(batch)]
                 self.written += len(batch)
         except BaseException as exc:
+            # The failed batch stays at the head of the buffer and nothing after it is written:
+            # the stream never gets a hole. The run is aborted through the next add().
             self._error = exc
             raise
         finally:
             self._task = None
 
+    async def _append_with_retry(self, batch: list[ExecutionEvent], attempts: int = 5) -> None:
+        delay = 0.05
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._log.append(self._execution_id, batch)
+                return
+            except Conflict:
+                # A previous attempt committed although its answer was lost: already written.
+                if await self._log.last_seq(self._execution_id) >= batch[-1].seq:
+                    return
+                raise
+            except Exception:
+                if attempt == attempts:
+                    raise
+                log.warning("event append failed (attempt %d), retrying", attempt, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
     async def flush(self) -> None:
+        if self._error is not None:
+            raise self._error
         while self._task is not None or self._buffer:
             if self._task is None:
                 self._task = asyncio.get_running_loop().create_task(self._flush_loop())
@@ -431,8 +454,6 @@ async def child_settled_event(
 
 async def append_idempotent(ports: Ports, execution_id: str, events: Sequence[ExecutionEvent]) -> None:
     """Append events at fixed indices; a replay that finds them already written is a no-op."""
-    from chaingraph_executor.errors import Conflict
-
     last = await ports.events.last_seq(execution_id)
     todo = [ev for ev in events if ev.seq > last]
     if not todo:
