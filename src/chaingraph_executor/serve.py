@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from chaingraph_executor.api.app import ApiDeps, create_app
 from chaingraph_executor.api.trpc import Limits
+from chaingraph_executor.api.trpc.lifecycle import TRPCUvicornServer
 from chaingraph_executor.backends.sql import schema_status
 from chaingraph_executor.bootstrap import Services, build_services
 from chaingraph_executor.settings import Mode, Settings
@@ -76,7 +77,9 @@ async def run_server(
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
     )
-    server = uvicorn.Server(config)
+    trpc = getattr(app.state, "trpc", None)
+    # Tell WebSocket clients to reconnect and end open streams before uvicorn waits for connections.
+    server = TRPCUvicornServer(config, [trpc] if trpc is not None else [])
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes only a flag
         await asyncio.sleep(0.01)
