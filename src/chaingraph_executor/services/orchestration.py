@@ -162,6 +162,14 @@ def event_from_json(doc: dict[str, Any]) -> ExecutionEvent:
     )
 
 
+def start_timeout_message(timeout_s: float) -> str:
+    return f"Execution start timeout - START_SIGNAL not received within {timeout_s:g} seconds"
+
+
+def depth_exceeded_message(depth: int, limit: int) -> str:
+    return f"Maximum execution depth exceeded: {depth} (limit {limit}). This may indicate an infinite event loop."
+
+
 async def fail_before_run(
     ports: Ports,
     execution: Execution,
@@ -368,6 +376,12 @@ async def run_flow(
     watcher = asyncio.get_running_loop().create_task(follow_control(), name=f"control:{execution_id}")
     try:
         result = await engine.run()
+    except Exception:
+        # Whatever was emitted before the failure is written first, so the failure event that
+        # follows keeps the stream dense.
+        with contextlib.suppress(Exception):
+            await writer.flush()
+        raise
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -109,20 +109,13 @@ async def execution_workflow(execution_id: str) -> dict[str, Any]:
         return {"status": info["status"]}
     max_depth = ctx().ports.max_depth
     if info["depth"] > max_depth:
-        await fail_step(
-            execution_id,
-            f"Maximum execution depth exceeded: {info['depth']} (limit {max_depth}). "
-            "This may indicate an infinite event loop.",
-        )
+        await fail_step(execution_id, orch.depth_exceeded_message(info["depth"], max_depth))
         return {"status": "failed"}
     if info["root"]:
         timeout = ctx().start_timeout_s
         signal = await DBOS.recv_async(START_TOPIC, timeout_seconds=timeout)
         if signal is None:
-            await fail_step(
-                execution_id,
-                f"Execution start timeout - START_SIGNAL not received within {timeout:g} seconds",
-            )
+            await fail_step(execution_id, orch.start_timeout_message(timeout))
             return {"status": "failed"}
         if signal == "STOP":
             return {"status": "stopped"}

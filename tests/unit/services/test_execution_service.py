@@ -1,0 +1,187 @@
+"""The execution use cases over the memory backend and the in-process dispatcher: fast checks of
+the orchestration that the DBOS workflow runs durably (integration tests repeat them on DBOS)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from chaingraph_executor.backends.memory import MemoryBackend
+from chaingraph_executor.backends.memory.dispatcher import InProcessDispatcher
+from chaingraph_executor.domain.events import ExecutionEvent
+from chaingraph_executor.domain.execution import ExecutionOptions, ExecutionStatus
+from chaingraph_executor.engine.library import builtin_registry
+from chaingraph_executor.errors import ExecutionNotFound, FlowNotFound, Forbidden, InvalidInput, InvalidState
+from chaingraph_executor.services.executions import ExecutionService, Principal
+from chaingraph_executor.services.flows import FlowService
+from chaingraph_executor.services.orchestration import Ports
+
+OWNER = Principal("alice")
+OTHER = Principal("bob")
+ADMIN = Principal("root", is_admin=True)
+
+
+def node(id_: str, type_: str, **inputs: Any) -> dict[str, Any]:
+    return {"id": id_, "type": type_, "inputs": inputs}
+
+
+def edge(i: int, src: str, dst: str) -> dict[str, str]:
+    sn, sp = src.split(".")
+    tn, tp = dst.split(".")
+    return {"id": f"e{i}", "sourceNodeId": sn, "sourcePortId": sp, "targetNodeId": tn, "targetPortId": tp}
+
+
+CHAIN = {
+    "id": "chain",
+    "nodes": [node("a", "math.add", a=1, b=2), node("s", "flow.sleep", ms=40), node("b", "math.add", b=10)],
+    "edges": [edge(0, "a.result", "s.value"), edge(1, "s.out", "b.a")],
+}
+
+
+@dataclass
+class Env:
+    svc: ExecutionService
+    flows: FlowService
+    dispatcher: InProcessDispatcher
+    backend: MemoryBackend
+
+    async def events(self, eid: str, principal: Principal = OWNER, **kw: Any) -> list[ExecutionEvent]:
+        out: list[ExecutionEvent] = []
+        async with asyncio.timeout(10):
+            async with self.svc.subscribe(principal, eid, **kw) as batches:
+                async for batch in batches:
+                    out += batch
+        return out
+
+    async def wait_type(self, eid: str, type_: str) -> None:
+        async with asyncio.timeout(10):
+            async with self.svc.subscribe(OWNER, eid, batch_timeout_ms=0) as batches:
+                async for batch in batches:
+                    if any(e.type == type_ for e in batch):
+                        return
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    async with MemoryBackend(poll_interval_s=0.2, control_poll_interval_s=0.2) as backend:
+        registry = builtin_registry()
+        ports = Ports(backend.flows, backend.executions, backend.events, registry)
+        async with InProcessDispatcher(ports, start_timeout_s=1.0) as dispatcher:
+            flows = FlowService(backend.flows, registry)
+            await flows.upload(OWNER, CHAIN)
+            yield Env(ExecutionService(ports, dispatcher, stop_wait_s=1.0), flows, dispatcher, backend)
+
+
+async def test_lifecycle_and_outputs(env: Env) -> None:
+    eid = await env.svc.create(OWNER, "chain")
+    await env.svc.start(OWNER, eid)
+    events = await env.events(eid)
+    assert [e.index for e in events] == list(range(-1, len(events) - 1))
+    assert events[0].type == "execution:created" and events[-1].type == "flow:completed"
+    ex = await env.svc.details(OWNER, eid)
+    assert ex.status is ExecutionStatus.COMPLETED and ex.outputs == {"b": {"result": 13}}
+
+
+async def test_only_the_owner_or_an_admin_sees_an_execution(env: Env) -> None:
+    eid = await env.svc.create(OWNER, "chain")
+    with pytest.raises(ExecutionNotFound):
+        await env.svc.details(OTHER, eid)
+    with pytest.raises(ExecutionNotFound):
+        await env.svc.start(OTHER, eid)
+    with pytest.raises(Forbidden):
+        await env.svc.create(OTHER, "chain")
+    with pytest.raises(FlowNotFound):
+        await env.svc.create(OWNER, "missing")
+    assert (await env.svc.details(ADMIN, eid)).id == eid
+    assert (await env.svc.details(OWNER, eid)).status is ExecutionStatus.CREATED
+
+
+async def test_unknown_breakpoints_are_refused(env: Env) -> None:
+    with pytest.raises(InvalidInput, match="nope"):
+        await env.svc.create(OWNER, "chain", options=ExecutionOptions(breakpoints=["nope"]))
+
+
+async def test_pause_resume_and_status_guards(env: Env) -> None:
+    eid = await env.svc.create(OWNER, "chain")
+    with pytest.raises(InvalidState, match="status created"):
+        await env.svc.pause(OWNER, eid)
+    await env.svc.start(OWNER, eid)
+    await env.wait_type(eid, "node:started")
+    await env.svc.pause(OWNER, eid)
+    await env.wait_type(eid, "flow:paused")
+    assert (await env.svc.details(OWNER, eid)).status is ExecutionStatus.PAUSED
+    with pytest.raises(InvalidState, match="status paused"):
+        await env.svc.start(OWNER, eid)
+    await env.svc.resume(OWNER, eid)
+    events = await env.events(eid)
+    assert events[-1].type == "flow:completed"
+
+
+async def test_stop_created_running_and_paused(env: Env) -> None:
+    created = await env.svc.create(OWNER, "chain")
+    await env.svc.stop(OWNER, created, "not needed")
+    assert [e.type for e in await env.events(created)] == ["execution:created", "flow:cancelled"]
+    assert (await env.svc.details(OWNER, created)).error_message == "not needed"
+    await asyncio.sleep(0)
+    assert env.dispatcher._tasks[created].done()  # the waiting workflow was woken and ended
+
+    running = await env.svc.create(OWNER, "chain")
+    await env.svc.start(OWNER, running)
+    await env.wait_type(running, "node:started")
+    await env.svc.stop(OWNER, running)
+    assert (await env.svc.details(OWNER, running)).status is ExecutionStatus.STOPPED
+    with pytest.raises(InvalidState):
+        await env.svc.stop(OWNER, running)
+
+
+async def test_start_timeout(env: Env) -> None:
+    eid = await env.svc.create(OWNER, "chain")
+    events = await env.events(eid)
+    assert [e.type for e in events] == ["execution:created", "flow:failed"]
+    assert "START_SIGNAL not received" in ((await env.svc.details(OWNER, eid)).error_message or "")
+
+
+async def test_children_and_tree(env: Env) -> None:
+    doc = {
+        "id": "kids",
+        "nodes": [
+            node("emit", "event.emit", eventName="hi", payload=1),
+            node("l", "event.listener", eventName="hi"),
+            node("v", "math.add", b=1),
+        ],
+        "edges": [edge(0, "l.payload", "v.a")],
+    }
+    await env.flows.upload(OWNER, doc)
+    eid = await env.svc.create(OWNER, "kids")
+    await env.svc.start(OWNER, eid)
+    events = await env.events(eid)
+    types = [e.type for e in events]
+    assert types.index("child:spawned") < types.index("child:completed") < types.index("flow:completed")
+    tree = await env.svc.tree(OWNER, eid)
+    assert [(n.level, n.execution.status) for n in tree] == [
+        (0, ExecutionStatus.COMPLETED),
+        (1, ExecutionStatus.COMPLETED),
+    ]
+    assert tree[1].execution.outputs == {"v": {"result": 2}}
+    roots = await env.svc.roots(OWNER, "kids")
+    assert (roots[0].levels, roots[0].total_nested) == (1, 1)
+
+
+async def test_step_while_paused(env: Env) -> None:
+    eid = await env.svc.create(OWNER, "chain", options=ExecutionOptions(breakpoints=["s"]))
+    await env.svc.start(OWNER, eid)
+    await env.wait_type(eid, "flow:paused")
+    fresh = await env.svc.create(OWNER, "chain")
+    with pytest.raises(InvalidState, match="pause it first"):
+        await env.svc.step(OWNER, fresh)
+    await env.svc.step(OWNER, eid)
+    await asyncio.sleep(0.2)
+    events = await env.backend.events.read(eid, 0, limit=1000)
+    started = [e.data["node"]["id"] for e in events if e.type == "node:started"]
+    assert started == ["a", "s"]
+    await env.svc.resume(OWNER, eid)
+    assert (await env.events(eid))[-1].type == "flow:completed"
