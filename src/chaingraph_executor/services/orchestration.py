@@ -167,7 +167,10 @@ def start_timeout_message(timeout_s: float) -> str:
 
 
 def depth_exceeded_message(depth: int, limit: int) -> str:
-    return f"Maximum execution depth exceeded: {depth} (limit {limit}). This may indicate an infinite event loop."
+    return (
+        f"Maximum execution depth exceeded: {depth} (limit {limit}). "
+        "This may indicate an infinite event loop."
+    )
 
 
 async def fail_before_run(
