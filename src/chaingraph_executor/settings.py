@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     control_poll_s: float = Field(1.0, gt=0, description="control channel poll fallback")
     event_poll_s: float = Field(1.0, gt=0, description="event subscription poll fallback")
     event_batch_size: int = Field(500, ge=1, description="events written per transaction at most")
-    event_batch_ms: float = Field(5.0, ge=0, description="how long the writer gathers events for a batch")
     max_depth: int = Field(100, ge=1, le=100, description="deepest allowed child execution")
     max_request_bytes: int = Field(1_048_576, ge=1024, description="largest accepted HTTP body")
     max_batch_size: int = Field(50, ge=1, description="most calls in one HTTP batch")
