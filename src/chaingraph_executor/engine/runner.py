@@ -10,7 +10,9 @@ Rules (DESIGN.md §3):
 - Pause, resume, step and breakpoints act at node boundaries; stop cancels in-flight nodes at
   once and ends the run ``stopped`` with ``flow:cancelled``.
 
-The engine does no I/O: events go to a synchronous ``sink``; emitted events go to ``on_emitted``.
+The engine does no I/O: events go to a synchronous ``sink``; emitted events go to ``on_emitted``,
+which may return an awaitable (e.g. creating the child execution): the emitting node completes only
+once it is done.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +72,7 @@ class NodeState:
     error: str | None = None
     started_at: float = 0.0
     emitted: int = 0
+    follow_ups: list[asyncio.Future[Any]] | None = None
     queued: bool = False
 
 
@@ -94,7 +97,7 @@ class FlowEngine:
         options: ExecutionOptions | None = None,
         control: ExecutionControl | None = None,
         start_index: int = 0,
-        on_emitted: Callable[[EmittedEvent], None] | None = None,
+        on_emitted: Callable[[EmittedEvent], Awaitable[None] | None] | None = None,
         services: Mapping[str, Any] | None = None,
     ) -> None:
         self.flow = flow
@@ -163,7 +166,11 @@ class FlowEngine:
         )
         self._emitted.append(emitted)
         if self._on_emitted is not None:
-            self._on_emitted(emitted)
+            follow_up = self._on_emitted(emitted)
+            if follow_up is not None:
+                if st.follow_ups is None:
+                    st.follow_ups = []
+                st.follow_ups.append(asyncio.ensure_future(follow_up))
         return emitted
 
     def check_output_port(self, st: NodeState, port: str) -> None:
@@ -439,6 +446,8 @@ class FlowEngine:
         try:
             async with scope:
                 result = await instance.execute(ctx)
+                if st.follow_ups:
+                    await asyncio.gather(*st.follow_ups)
             if result:
                 for port, value in result.items():
                     self.check_output_port(st, port)

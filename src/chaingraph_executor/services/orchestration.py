@@ -336,13 +336,14 @@ async def run_flow(
 
     control = ExecutionControl()
     children: list[dict[str, str]] = []
-    spawn_tasks: list[asyncio.Task[None]] = []
     engine: FlowEngine | None = None
 
-    def on_emitted(emitted: EmittedEvent) -> None:
+    async def on_emitted(emitted: EmittedEvent) -> None:
+        # The child row exists before anyone hears of it; the emitting node completes after this.
         assert engine is not None
         child_id = child_execution_id(ex.id, emitted.id)
         children.append({"id": child_id, "eventName": emitted.name})
+        await _create_child(ports, ex, child_id, emitted)
         engine.emit(
             EventType.CHILD_EXECUTION_SPAWNED,
             {
@@ -353,9 +354,8 @@ async def run_flow(
                 "eventData": emitted.payload,
             },
         )
-        spawn_tasks.append(
-            asyncio.get_running_loop().create_task(_spawn_child(ports, ex, child_id, emitted, spawn))
-        )
+        if spawn is not None:
+            await spawn(child_id)
 
     engine = FlowEngine(
         compiled,
@@ -390,8 +390,6 @@ async def run_flow(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watcher
     await writer.flush()
-    if spawn_tasks:
-        await asyncio.gather(*spawn_tasks)
     terminal = held[-1]
     return RunOutcome(
         status=result.status,
@@ -404,9 +402,7 @@ async def run_flow(
     )
 
 
-async def _spawn_child(
-    ports: Ports, parent: Execution, child_id: str, emitted: EmittedEvent, spawn: ChildSpawner | None
-) -> None:
+async def _create_child(ports: Ports, parent: Execution, child_id: str, emitted: EmittedEvent) -> None:
     existing = await ports.executions.get(child_id)
     if existing is None:
         integration = dict(parent.integration)
@@ -446,8 +442,6 @@ async def _spawn_child(
         except Exception:
             if await ports.executions.get(child_id) is None:
                 raise
-    if spawn is not None:
-        await spawn(child_id)
 
 
 async def child_settled_event(
