@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,18 +53,6 @@ def create_app(deps: ApiDeps) -> Starlette:
     router = build_router()
     started = time.time()
 
-    async def create_context(info: RequestInfo) -> Context:
-        try:
-            principal = await deps.auth.authenticate(token_of(info))
-            error = None
-        except Unauthenticated as exc:
-            principal, error = None, exc.message
-        return Context(deps.executions, deps.flows, deps.auth, principal, error)
-
-    routes, server = trpc_routes(
-        router, prefix="/trpc", create_context=create_context, limits=deps.limits, dev=deps.dev_errors
-    )
-
     registry = CollectorRegistry()
     by_status = Gauge("chaingraph_executions", "executions by status", ["status"], registry=registry)
     subs = Gauge("chaingraph_active_subscriptions", "open subscription streams", registry=registry)
@@ -72,8 +60,23 @@ def create_app(deps: ApiDeps) -> Starlette:
     queue = Gauge(
         "chaingraph_queue_depth", "executions waiting to be dequeued by a worker", registry=registry
     )
-    lag = Gauge(
-        "chaingraph_event_lag_seconds", "age of the newest event of running executions", registry=registry
+    lag = Histogram(
+        "chaingraph_event_lag_seconds",
+        "time from an event's creation to its delivery to a subscriber",
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        registry=registry,
+    )
+
+    async def create_context(info: RequestInfo) -> Context:
+        try:
+            principal = await deps.auth.authenticate(token_of(info))
+            error = None
+        except Unauthenticated as exc:
+            principal, error = None, exc.message
+        return Context(deps.executions, deps.flows, deps.auth, principal, error, lag.observe)
+
+    routes, server = trpc_routes(
+        router, prefix="/trpc", create_context=create_context, limits=deps.limits, dev=deps.dev_errors
     )
 
     async def health(_: Request) -> Response:
@@ -93,10 +96,9 @@ def create_app(deps: ApiDeps) -> Starlette:
         stats = await deps.stats()
         for status, count in stats.get("by_status", {}).items():
             by_status.labels(status=status).set(count)
-        subs.set(server.open_streams)
+        subs.set(server.open_subscriptions)
         sockets.set(server.open_sockets)
         queue.set(stats.get("queue_depth", 0))
-        lag.set(stats.get("event_lag_s", 0.0))
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager

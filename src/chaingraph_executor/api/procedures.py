@@ -4,14 +4,14 @@ thin adapter from the wire to a service call."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chaingraph_executor.domain.events import ExecutionEvent
+from chaingraph_executor.domain.events import ExecutionEvent, now
 from chaingraph_executor.domain.execution import ExecutionOptions, ExternalEvent
 from chaingraph_executor.errors import ErrorKind, ExecutorError, InvalidInput
 from chaingraph_executor.ports import StoredFlow
@@ -56,6 +56,7 @@ class Context:
     auth: AuthService
     principal: Principal | None
     token_error: str | None = None
+    on_delivery: Callable[[float], None] | None = None
 
     def require(self) -> Principal:
         if self.principal is None:
@@ -203,25 +204,34 @@ def build_router() -> Router:
 
     @router.subscription("subscribeToExecutionEvents", input=SubscribeInput)
     async def subscribe(ctx: Context, inp: SubscribeInput) -> AsyncIterator[Any]:
+        # Checked before the subscription is accepted: a refused client never sees `started`.
+        principal = ctx.require()
         start = inp.fromIndex
         if inp.lastEventId is not None:
             try:
                 start = int(inp.lastEventId) + 1
             except ValueError:
                 raise InvalidInput("lastEventId: must be the id of an event (an integer)") from None
-        async with ctx.executions.subscribe(
-            ctx.require(),
-            inp.executionId,
-            from_index=start,
-            event_types=inp.eventTypes,
-            batch_size=inp.batchSize,
-            batch_timeout_ms=inp.batchTimeoutMs,
-        ) as batches:
-            async for batch in batches:
-                if batch:
-                    # One tracked message per batch, id = seq of its last event: a reconnect resumes
-                    # right after it (upstream yields arrays of events; so do we).
-                    yield tracked(str(batch[-1].seq), [event_wire(e) for e in batch])
+        await ctx.executions.details(principal, inp.executionId)
+
+        async def stream() -> AsyncIterator[Any]:
+            async with ctx.executions.subscribe(
+                principal,
+                inp.executionId,
+                from_index=start,
+                event_types=inp.eventTypes,
+                batch_size=inp.batchSize,
+                batch_timeout_ms=inp.batchTimeoutMs,
+            ) as batches:
+                async for batch in batches:
+                    if batch:
+                        if ctx.on_delivery is not None:
+                            ctx.on_delivery((now() - batch[-1].timestamp).total_seconds())
+                        # One tracked message per batch, id = seq of its last event: a reconnect
+                        # resumes right after it (upstream yields arrays of events; so do we).
+                        yield tracked(str(batch[-1].seq), [event_wire(e) for e in batch])
+
+        return stream()
 
     @router.mutation("uploadFlow", input=UploadInput)
     async def upload(ctx: Context, inp: UploadInput) -> dict[str, Any]:

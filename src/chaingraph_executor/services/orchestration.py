@@ -27,6 +27,7 @@ from chaingraph_executor.domain.events import (
     created_event,
     event,
     from_json_safe,
+    now,
     to_json_safe,
 )
 from chaingraph_executor.domain.execution import (
@@ -247,20 +248,21 @@ class FlowCache:
         return compiled
 
 
-def apply_control(control: ExecutionControl, desired: Control, seen_step: int) -> int:
-    """Drive the in-memory control from the durable desired state; returns the step count seen."""
+def apply_control(control: ExecutionControl, desired: Control, previous: Control | None) -> None:
+    """Drive the in-memory control from a change of the durable desired state. Only changes act:
+    re-reading the same state never resumes a pause the engine took by itself (a breakpoint)."""
     if desired.state == "stop":
         control.stop(desired.reason or "User requested stop")
-        return desired.step_seq
+        return
     if set(desired.breakpoints) != control.breakpoints:
         control.set_breakpoints(desired.breakpoints)
     if desired.state == "pause":
         control.pause(desired.reason or "User requested pause")
-        for _ in range(max(0, desired.step_seq - seen_step)):
+        steps = desired.step_seq - (previous.step_seq if previous is not None else desired.step_seq)
+        for _ in range(max(0, steps)):
             control.step()
-    elif desired.state == "run":
+    elif desired.state == "run" and previous is not None and previous.state != "run":
         control.resume()
-    return desired.step_seq
 
 
 async def run_flow(
@@ -368,13 +370,16 @@ async def run_flow(
         services=ports.services,
     )
     initial = await ports.executions.get_control(execution_id)
-    seen_step = apply_control(control, initial, initial.step_seq)
+    apply_control(control, initial, None)
 
     async def follow_control() -> None:
-        nonlocal seen_step
+        last = initial
         async with ports.executions.watch_control(execution_id) as updates:
             async for desired in updates:
-                seen_step = apply_control(control, desired, seen_step)
+                if desired.version <= last.version:
+                    continue
+                apply_control(control, desired, last)
+                last = desired
 
     watcher = asyncio.get_running_loop().create_task(follow_control(), name=f"control:{execution_id}")
     try:
@@ -478,6 +483,7 @@ async def finish(ports: Ports, execution_id: str, outcome: dict[str, Any], index
     control = await ports.executions.get_control(execution_id)
     terminal = event_from_json(outcome["terminal"])
     terminal.index = index
+    terminal.timestamp = now()  # written after any child events: keep timestamps in stream order
     status = ExecutionStatus(outcome["status"])
     error = outcome.get("error_message")
     if control.state == "stop" and status is not ExecutionStatus.STOPPED:

@@ -142,6 +142,11 @@ class TRPCServer:
     def open_streams(self) -> int:
         return len(self._streams)
 
+    @property
+    def open_subscriptions(self) -> int:
+        """Live subscriptions: SSE/JSONL streams plus the subscriptions of every WebSocket."""
+        return len(self._streams) + sum(len(conn.subscriptions) for conn in self._sockets)
+
     async def broadcast_reconnect(self) -> None:
         """Send ``{"id":null,"method":"reconnect"}`` to every open WebSocket (clients move away)."""
         await asyncio.gather(*(conn.send_text(RECONNECT_FRAME) for conn in list(self._sockets)))

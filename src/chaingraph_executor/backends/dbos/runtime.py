@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import logging
@@ -208,6 +209,9 @@ class DbosWorker:
         with contextlib.suppress(Exception):
             await self.workers.remove(self.executor_id)
         DBOS.destroy(workflow_completion_timeout_sec=int(self.settings.shutdown_grace_s))
+        # DBOS made its own (now shut down) pool the loop's default executor: give the loop a
+        # working one back, so the process can go on (or launch again).
+        asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor())
         wf.install(None)
 
 
