@@ -219,8 +219,7 @@ class ExecutionService:
         ex = await self._execution(principal, execution_id)
         if ex.status is not ExecutionStatus.PAUSED:
             raise InvalidState(f"Cannot step execution in status {ex.status.value}; pause it first")
-        control = await self.ports.executions.get_control(execution_id)
-        await self.ports.executions.update_control(execution_id, step_seq=control.step_seq + 1)
+        await self.ports.executions.update_control(execution_id, bump_step=True)
 
     async def set_breakpoints(self, principal: Principal, execution_id: str, node_ids: list[str]) -> None:
         ex = await self._execution(principal, execution_id)
