@@ -164,11 +164,15 @@ class ExecutionService:
                 # Wake the workflow waiting for START so it ends now, then cancel it.
                 await self._quietly(self.dispatcher.signal_start(target.id, "STOP"))
                 await self._quietly(self.dispatcher.cancel(target.id))
-        final = await self._wait_terminal(ex.id, self.stop_wait_s)
-        if final is None or not final.status.terminal:
-            # The worker did not answer in time (dead or stuck): cancel and record the stop here.
-            await self._quietly(self.dispatcher.cancel(ex.id))
-            current = await self.ports.executions.get(ex.id)
+        # The workers write the terminal states (flow:cancelled) as soon as their engines stop.
+        deadline = time.monotonic() + self.stop_wait_s
+        for target in targets:
+            await self._wait_terminal(target.id, max(0.0, deadline - time.monotonic()))
+        for target in targets:
+            # Then the durable workflows are cancelled too (a finished one is left as it is), and
+            # anything a dead or stuck worker did not end in time is recorded as stopped here.
+            await self._quietly(self.dispatcher.cancel(target.id))
+            current = await self.ports.executions.get(target.id)
             if current is not None and not current.status.terminal:
                 await fail_before_run(self.ports, current, reason, status=ExecutionStatus.STOPPED)
 
