@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -33,8 +34,15 @@ from chaingraph_executor.settings import Mode, Settings
 log = logging.getLogger(__name__)
 
 
+NODE_ENTRY_POINT_GROUP = "chaingraph.nodes"
+
+
 def build_registry(settings: Settings) -> NodeRegistry:
+    """The built-in nodes, then the modules of installed packages that declare an entry point in
+    the ``chaingraph.nodes`` group, then the modules named in ``CHAINGRAPH_NODE_MODULES``."""
     registry = builtin_registry()
+    for entry in importlib.metadata.entry_points(group=NODE_ENTRY_POINT_GROUP):
+        registry.load_module(entry.module)
     for module in settings.node_modules:
         registry.load_module(module)
     return registry

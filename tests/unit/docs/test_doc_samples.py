@@ -43,3 +43,20 @@ def test_node_modules_setting_loads_user_nodes(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("CHAINGRAPH_NODE_MODULES", '["chaingraph_executor.testing"]')
     registry = build_registry(Settings())
     assert "test.add" in registry and "math.add" in registry
+
+
+def test_entry_point_modules_are_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from chaingraph_executor import bootstrap
+    from chaingraph_executor.settings import Settings
+
+    entry = importlib.metadata.EntryPoint(
+        "acme", "chaingraph_executor.testing", bootstrap.NODE_ENTRY_POINT_GROUP
+    )
+
+    def fake_entry_points(*, group: str) -> list[importlib.metadata.EntryPoint]:
+        return [entry] if group == bootstrap.NODE_ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    assert "test.add" in bootstrap.build_registry(Settings())
