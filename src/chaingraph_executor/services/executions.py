@@ -46,7 +46,8 @@ class Principal:
 class Dispatcher(Protocol):
     """How the service reaches the durable workflows."""
 
-    async def enqueue(self, execution_id: str) -> None: ...
+    async def enqueue(self, execution_id: str, depth: int = 0) -> None:
+        """Start the durable workflow of an execution (depth 0: a root, which waits for START)."""
 
     async def signal_start(self, execution_id: str, payload: str = "GO") -> None: ...
 

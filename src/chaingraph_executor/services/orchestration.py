@@ -53,8 +53,8 @@ ACTIVE = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.PAUSED})
 NOT_TERMINAL = frozenset({ExecutionStatus.CREATED, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED})
 
 
-#: Enqueues the durable workflow of a child whose row already exists (idempotent).
-ChildSpawner = Callable[[str], Awaitable[None]]
+#: Enqueues the durable workflow of a child whose row already exists: ``(child id, depth)``; idempotent.
+ChildSpawner = Callable[[str, int], Awaitable[None]]
 
 
 @dataclass
@@ -195,6 +195,22 @@ async def fail_before_run(
         execution.id, StatusChange(status, expected, error_message=message), [terminal]
     )
     return done is not None
+
+
+async def begin_run(ports: Ports, execution_id: str) -> Execution | None:
+    """The execution to run now: ``created`` moves to ``running`` (compare-and-set); ``running`` or
+    ``paused`` means a re-run after a crash; ``None`` when it ended meanwhile (e.g. stopped)."""
+    ex = await ports.executions.get(execution_id)
+    if ex is None or ex.status.terminal:
+        return None
+    if ex.status is ExecutionStatus.CREATED:
+        started = await ports.executions.set_status(
+            execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
+        )
+        if started is None:
+            return await begin_run(ports, execution_id)
+        return started
+    return ex
 
 
 async def mark_running(ports: Ports, execution_id: str) -> bool:
@@ -357,7 +373,7 @@ async def run_flow(
             },
         )
         if spawn is not None:
-            await spawn(child_id)
+            await spawn(child_id, ex.execution_depth + 1)
 
     engine = FlowEngine(
         compiled,

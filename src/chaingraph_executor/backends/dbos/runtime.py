@@ -97,7 +97,7 @@ class DbosDispatcher:
         assert self._client is not None, "dispatcher not entered"
         return self._client
 
-    async def enqueue(self, execution_id: str) -> None:
+    async def enqueue(self, execution_id: str, depth: int = 0) -> None:
         await self.client.enqueue_async(
             {
                 "workflow_name": wf.WORKFLOW_NAME,
@@ -106,6 +106,7 @@ class DbosDispatcher:
                 "app_version": self._settings.application_version,
             },
             execution_id,
+            depth,
         )
 
     async def signal_start(self, execution_id: str, payload: str = "GO") -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 from dbos import DBOS
 
-from chaingraph_executor.domain.execution import ExecutionStatus
 from chaingraph_executor.services import orchestration as orch
 
 log = logging.getLogger(__name__)
@@ -48,14 +47,6 @@ def ctx() -> WorkerContext:
     return _context
 
 
-@DBOS.step(name="loadExecution")
-async def load_step(execution_id: str) -> dict[str, Any] | None:
-    ex = await ctx().ports.executions.get(execution_id)
-    if ex is None:
-        return None
-    return {"status": ex.status.value, "root": ex.is_root, "depth": ex.execution_depth}
-
-
 @DBOS.step(name="failBeforeRun")
 async def fail_step(execution_id: str, message: str) -> bool:
     ex = await ctx().ports.executions.get(execution_id)
@@ -64,28 +55,29 @@ async def fail_step(execution_id: str, message: str) -> bool:
     return await orch.fail_before_run(ctx().ports, ex, message)
 
 
-@DBOS.step(name="updateToRunning")
-async def mark_running_step(execution_id: str) -> bool:
-    return await orch.mark_running(ctx().ports, execution_id)
-
-
 @DBOS.step(name="executeFlowAtomic")
 async def run_step(execution_id: str) -> dict[str, Any]:
+    """``created → running`` (compare-and-set), the whole flow, and — when no child executions
+    remain to wait for — the terminal status with the terminal event, all in one checkpoint.
+    Each part is idempotent, so a re-run after a crash is safe: a finished execution is skipped,
+    a running one restarts its flow."""
     c = ctx()
     async with c.flow_slots:
-        current = await c.ports.executions.get(execution_id)
-        if current is None or current.status.terminal:
-            return {"skipped": True}
         try:
-            outcome = await orch.run_flow(
-                c.ports, execution_id, cache=c.cache, spawn=c.spawn, execution=current
-            )
+            current = await orch.begin_run(c.ports, execution_id)
+            if current is None:
+                return {"skipped": True}
+            outcome = (
+                await orch.run_flow(c.ports, execution_id, cache=c.cache, spawn=c.spawn, execution=current)
+            ).to_json()
+            if not outcome["children"]:
+                return {"finished": await orch.finish(c.ports, execution_id, outcome, outcome["next_index"])}
+            return outcome
         except Exception as exc:
             log.exception(
                 "flow step failed", extra={"action": "flow_step_failed", "execution_id": execution_id}
             )
             return {"error": f"internal error: {exc}"}
-    return outcome.to_json()
 
 
 @DBOS.step(name="childSettled")
@@ -101,17 +93,14 @@ async def finish_step(execution_id: str, outcome: dict[str, Any], index: int) ->
 
 
 @DBOS.workflow(name=WORKFLOW_NAME)
-async def execution_workflow(execution_id: str) -> dict[str, Any]:
-    info = await load_step(execution_id)
-    if info is None:
-        return {"status": "missing"}
-    if info["status"] != ExecutionStatus.CREATED.value:
-        return {"status": info["status"]}
+async def execution_workflow(execution_id: str, depth: int = 0) -> dict[str, Any]:
+    """Root executions (depth 0) wait for START; children start at once. Checkpoints: the START
+    message, one step for the flow, and only for parents one step per child plus the finish."""
     max_depth = ctx().ports.max_depth
-    if info["depth"] > max_depth:
-        await fail_step(execution_id, orch.depth_exceeded_message(info["depth"], max_depth))
+    if depth > max_depth:
+        await fail_step(execution_id, orch.depth_exceeded_message(depth, max_depth))
         return {"status": "failed"}
-    if info["root"]:
+    if depth == 0:
         timeout = ctx().start_timeout_s
         signal = await DBOS.recv_async(START_TOPIC, timeout_seconds=timeout)
         if signal is None:
@@ -119,11 +108,11 @@ async def execution_workflow(execution_id: str) -> dict[str, Any]:
             return {"status": "failed"}
         if signal == "STOP":
             return {"status": "stopped"}
-    if not await mark_running_step(execution_id):
-        return {"status": "not-started"}
     outcome = await run_step(execution_id)
     if outcome.get("skipped"):
         return {"status": "skipped"}
+    if "finished" in outcome:
+        return {"status": outcome["finished"]}
     if "error" in outcome:
         await fail_step(execution_id, outcome["error"])
         return {"status": "failed"}

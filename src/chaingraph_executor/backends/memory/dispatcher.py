@@ -36,7 +36,7 @@ class InProcessDispatcher:
     def _queue(self, execution_id: str) -> asyncio.Queue[str]:
         return self._signals.setdefault(execution_id, asyncio.Queue())
 
-    async def enqueue(self, execution_id: str) -> None:
+    async def enqueue(self, execution_id: str, depth: int = 0) -> None:
         if execution_id not in self._tasks:
             self._tasks[execution_id] = asyncio.create_task(self._workflow(execution_id), name=execution_id)
 
