@@ -12,7 +12,7 @@ NODE_DEPS := tests/compat/node_modules/.package-lock.json
 help:
 	@echo "make serve   - run the service on the embedded default (SQLite, port 4021)"
 	@echo "make test    - install everything and run the whole test suite (lint, types, tests)"
-	@echo "make bench   - print the benchmark figures"
+	@echo "make bench   - print the benchmark figures (engine, durable executions)"
 
 $(UV):
 	$(PY) -m venv $(TOOLS)
@@ -49,6 +49,7 @@ unit: $(VENV)/.synced
 bench: $(VENV)/.synced
 	scripts/ensure-postgres
 	$(BIN)/python scripts/bench_engine.py
+	$(BIN)/python scripts/bench_durable.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache tests/compat/node_modules .chaingraph
