@@ -197,20 +197,19 @@ async def fail_before_run(
     return done is not None
 
 
-async def begin_run(ports: Ports, execution_id: str) -> Execution | None:
-    """The execution to run now: ``created`` moves to ``running`` (compare-and-set); ``running`` or
-    ``paused`` means a re-run after a crash; ``None`` when it ended meanwhile (e.g. stopped)."""
+async def begin_run(ports: Ports, execution_id: str) -> tuple[Execution, bool] | None:
+    """The execution to run now and whether this is its first run: ``created`` moves to
+    ``running`` (compare-and-set); ``running`` or ``paused`` means a re-run after a crash; ``None``
+    when it ended meanwhile (e.g. stopped before it started)."""
+    started = await ports.executions.set_status(
+        execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
+    )
+    if started is not None:
+        return started, True
     ex = await ports.executions.get(execution_id)
-    if ex is None or ex.status.terminal:
+    if ex is None or ex.status.terminal or ex.status is ExecutionStatus.CREATED:
         return None
-    if ex.status is ExecutionStatus.CREATED:
-        started = await ports.executions.set_status(
-            execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
-        )
-        if started is None:
-            return await begin_run(ports, execution_id)
-        return started
-    return ex
+    return ex, False
 
 
 async def mark_running(ports: Ports, execution_id: str) -> bool:
@@ -288,13 +287,15 @@ async def run_flow(
     cache: FlowCache,
     spawn: ChildSpawner | None = None,
     execution: Execution | None = None,
+    first_run: bool = False,
 ) -> RunOutcome:
-    """Run the flow of an execution on this worker (the body of the ``executeFlowAtomic`` step)."""
+    """Run the flow of an execution on this worker (the body of the ``executeFlowAtomic`` step).
+    ``first_run``: the caller just moved it from ``created``, so only ``execution:created`` exists."""
     ex = execution or await ports.executions.get(execution_id)
     if ex is None:
         raise RuntimeError(f"execution {execution_id} not found")
     compiled = await cache.get(ports, ex.flow_id, ex.flow_version)
-    last_seq = await ports.events.last_seq(execution_id)
+    last_seq = 0 if first_run else await ports.events.last_seq(execution_id)
     attempt = 1
     if last_seq > 0:  # events beyond `execution:created`: this is a re-run of the step
         previous_starts = await ports.events.read(

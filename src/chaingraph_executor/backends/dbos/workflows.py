@@ -64,11 +64,19 @@ async def run_step(execution_id: str) -> dict[str, Any]:
     c = ctx()
     async with c.flow_slots:
         try:
-            current = await orch.begin_run(c.ports, execution_id)
-            if current is None:
+            begun = await orch.begin_run(c.ports, execution_id)
+            if begun is None:
                 return {"skipped": True}
+            current, first_run = begun
             outcome = (
-                await orch.run_flow(c.ports, execution_id, cache=c.cache, spawn=c.spawn, execution=current)
+                await orch.run_flow(
+                    c.ports,
+                    execution_id,
+                    cache=c.cache,
+                    spawn=c.spawn,
+                    execution=current,
+                    first_run=first_run,
+                )
             ).to_json()
             if not outcome["children"]:
                 return {"finished": await orch.finish(c.ports, execution_id, outcome, outcome["next_index"])}
