@@ -85,14 +85,18 @@ FLOWS = [
 async def until(
     sv: Services, eid: str, wanted: str, *, start: Callable[[], Awaitable[None]] | None = None
 ) -> float:
-    """Subscribe, run ``start`` (if any), return ms from the call until ``wanted`` arrives."""
+    """Subscribe, call ``start`` (if any), return ms from the call until ``wanted`` arrives (the
+    event may arrive before the call has returned: stop, for one, also tidies up afterwards)."""
     async with sv.executions.subscribe(P, eid, batch_timeout_ms=0, batch_size=1000) as batches:
         t0 = time.perf_counter()
-        if start is not None:
-            await start()
-        async for batch in batches:
-            if any(e.type == wanted for e in batch):
-                return (time.perf_counter() - t0) * 1000
+        call = asyncio.ensure_future(start()) if start is not None else None
+        try:
+            async for batch in batches:
+                if any(e.type == wanted for e in batch):
+                    return (time.perf_counter() - t0) * 1000
+        finally:
+            if call is not None:
+                await call
     raise RuntimeError(f"{wanted} never arrived for {eid}")
 
 

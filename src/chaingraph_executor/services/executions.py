@@ -51,7 +51,8 @@ class Dispatcher(Protocol):
 
     async def signal_start(self, execution_id: str, payload: str = "GO") -> None: ...
 
-    async def cancel(self, execution_id: str) -> None: ...
+    async def cancel(self, execution_id: str, *, settle_s: float = 0.0) -> None:
+        """Cancel the durable workflow (with ``settle_s``: unless it returns by itself by then)."""
 
 
 class ExecutionService:
@@ -172,7 +173,9 @@ class ExecutionService:
         for target in targets:
             # Then the durable workflows are cancelled too (a finished one is left as it is), and
             # anything a dead or stuck worker did not end in time is recorded as stopped here.
-            await self._quietly(self.dispatcher.cancel(target.id))
+            ended = await self.ports.executions.get(target.id)
+            settle = 1.0 if ended is not None and ended.status.terminal else 0.0
+            await self._quietly(self.dispatcher.cancel(target.id, settle_s=settle))
             current = await self.ports.executions.get(target.id)
             if current is not None and not current.status.terminal:
                 await fail_before_run(self.ports, current, reason, status=ExecutionStatus.STOPPED)

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -30,6 +31,7 @@ from chaingraph_executor.settings import Settings
 log = logging.getLogger(__name__)
 
 APP_NAME = "chaingraph-executor"
+FINISHED_WORKFLOW_STATUSES = frozenset({"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
 
 
 def _sqlite_path(url: str) -> str:
@@ -114,7 +116,20 @@ class DbosDispatcher:
         if self._local:
             _poke_local_waiter(execution_id, wf.START_TOPIC)
 
-    async def cancel(self, execution_id: str) -> None:
+    async def cancel(self, execution_id: str, *, settle_s: float = 0.0) -> None:
+        """Cancel the workflow. With ``settle_s``, first give a workflow whose execution already
+        ended that long to return by itself (cancelling it while it records its outcome only
+        produces noise); a finished workflow is left as it is."""
+        deadline = time.monotonic() + settle_s
+        while settle_s > 0:
+            statuses = await self.client.list_workflows_async(
+                workflow_ids=[execution_id], load_input=False, load_output=False
+            )
+            if not statuses or statuses[0].status in FINISHED_WORKFLOW_STATUSES:
+                return
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
         await self.client.cancel_workflow_async(execution_id)
 
     async def resume(self, execution_id: str) -> None:

@@ -43,7 +43,7 @@ class InProcessDispatcher:
     async def signal_start(self, execution_id: str, payload: str = "GO") -> None:
         self._queue(execution_id).put_nowait(payload)
 
-    async def cancel(self, execution_id: str) -> None:
+    async def cancel(self, execution_id: str, *, settle_s: float = 0.0) -> None:
         task = self._tasks.get(execution_id)
         if task is not None and not task.done():
             task.cancel()
