@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -251,3 +252,33 @@ async def run_flow(
     )
     result = await engine.run()
     return Run(result, events)
+
+
+async def run_node(
+    type_: str,
+    inputs: Mapping[str, Any] | None = None,
+    feed: Mapping[str, Any] | None = None,
+    *,
+    registry: NodeRegistry | None = None,
+) -> Run:
+    """Run one node ``n`` of ``type_`` (built-in library by default). Each ``feed`` port receives
+    its value at run time through an edge from a ``json.parse`` node, as from another node."""
+    nodes: list[dict[str, Any]] = [{"id": "n", "type": type_, "inputs": dict(inputs or {})}]
+    edges = []
+    for i, (port, value) in enumerate((feed or {}).items()):
+        nodes.append({"id": f"src{i}", "type": "json.parse", "inputs": {"text": json.dumps(value)}})
+        edges.append((f"src{i}.value", f"n.{port}"))
+    if registry is None:
+        from chaingraph_executor.engine.library import builtin_registry
+
+        registry = builtin_registry()
+    return await run_flow(flow_doc(nodes, edges), registry=registry)
+
+
+async def node_error(
+    type_: str, inputs: Mapping[str, Any] | None = None, feed: Mapping[str, Any] | None = None
+) -> str:
+    """The error message of a node that is expected to fail (see :func:`run_node`)."""
+    run = await run_node(type_, inputs, feed)
+    assert run.result.status == "failed", f"{type_} did not fail: {run.result}"
+    return str(run.of("node:failed")[0].data["error"].message)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -13,7 +12,7 @@ from chaingraph_executor.domain.execution import ExecutionInfo, ExternalEvent
 from chaingraph_executor.engine.control import ExecutionControl
 from chaingraph_executor.engine.library import builtin_registry
 from chaingraph_executor.errors import InvalidFlow
-from chaingraph_executor.testing import Run, flow_doc, run_flow
+from chaingraph_executor.testing import Run, flow_doc, run_flow, run_node
 
 REG = builtin_registry()
 
@@ -24,18 +23,6 @@ def n(id_: str, type_: str, ports: list[dict[str, Any]] | None = None, **inputs:
 
 def started(run: Run) -> set[str]:
     return {e.data["node"]["id"] for e in run.of("node:started")}
-
-
-async def run_node(
-    type_: str, inputs: dict[str, Any] | None = None, feed: dict[str, Any] | None = None
-) -> Run:
-    """One node ``n``; each ``feed`` port receives its value at run time from a ``json.parse`` node."""
-    nodes: list[dict[str, Any]] = [{"id": "n", "type": type_, "inputs": inputs or {}}]
-    edges = []
-    for i, (port, value) in enumerate((feed or {}).items()):
-        nodes.append({"id": f"src{i}", "type": "json.parse", "inputs": {"text": json.dumps(value)}})
-        edges.append((f"src{i}.value", f"n.{port}"))
-    return await run_flow(flow_doc(nodes, edges), registry=REG)
 
 
 # -- branch -----------------------------------------------------------------------------------

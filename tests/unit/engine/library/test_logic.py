@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from chaingraph_executor.engine.library import builtin_registry
-from chaingraph_executor.testing import Run, flow_doc, run_flow
+from chaingraph_executor.testing import node_error as error_of
+from chaingraph_executor.testing import run_node
 
 REG = builtin_registry()
-
-
-async def run_node(
-    type_: str, inputs: dict[str, Any] | None = None, feed: dict[str, Any] | None = None
-) -> Run:
-    """One node ``n``; each ``feed`` port receives its value at run time from a ``json.parse`` node."""
-    nodes: list[dict[str, Any]] = [{"id": "n", "type": type_, "inputs": inputs or {}}]
-    edges = []
-    for i, (port, value) in enumerate((feed or {}).items()):
-        nodes.append({"id": f"src{i}", "type": "json.parse", "inputs": {"text": json.dumps(value)}})
-        edges.append((f"src{i}.value", f"n.{port}"))
-    return await run_flow(flow_doc(nodes, edges), registry=REG)
 
 
 async def result_of(type_: str, inputs: dict[str, Any]) -> Any:
     run = await run_node(type_, inputs)
     assert run.result.status == "completed", run.result.error_message
     return run.result.outputs["n"]["result"]
-
-
-async def error_of(
-    type_: str, inputs: dict[str, Any] | None = None, feed: dict[str, Any] | None = None
-) -> str:
-    run = await run_node(type_, inputs, feed)
-    assert run.result.status == "failed"
-    return str(run.of("node:failed")[0].data["error"].message)
 
 
 @pytest.mark.parametrize(("a", "b"), [(False, False), (False, True), (True, False), (True, True)])
