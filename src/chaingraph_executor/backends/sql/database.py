@@ -4,6 +4,8 @@ pool, autocommit reads), plus write transactions with after-commit callbacks."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -96,6 +98,7 @@ class Database:
         self._max_overflow = max_overflow
         self._pool_timeout_s = pool_timeout_s
         self._pool_pre_ping = pool_pre_ping
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(self.url) else None
         self._busy_timeout_ms = busy_timeout_ms
         self._echo = echo
         self._engine: AsyncEngine | None = None
@@ -195,13 +198,17 @@ class Database:
         engine = self._write_engine
         if engine is None:
             raise RuntimeError("Database is not open")
-        try:
-            async with engine.connect() as conn:
-                tx = Transaction(conn)
-                async with conn.begin():
-                    yield tx
-        except (exc.OperationalError, exc.InterfaceError) as error:
-            raise _unavailable(error) from error
+        # SQLite has one writer at a time: queue this process's writers here, where the next one
+        # starts the moment the lock is free, rather than in SQLite's busy handler, which sleeps
+        # in growing steps (up to 100 ms) between attempts.
+        async with self._write_lock if self._write_lock is not None else contextlib.nullcontext():
+            try:
+                async with engine.connect() as conn:
+                    tx = Transaction(conn)
+                    async with conn.begin():
+                        yield tx
+            except (exc.OperationalError, exc.InterfaceError) as error:
+                raise _unavailable(error) from error
         tx._committed()
 
     @asynccontextmanager
