@@ -34,21 +34,26 @@ if TYPE_CHECKING:
 
 
 # -------------------------------------------------------------------------------------- service
+def database_options(fn: Any) -> Any:
+    fn = click.option(
+        "--data-dir",
+        envvar="CHAINGRAPH_DATA_DIR",
+        show_envvar=True,
+        type=click.Path(file_okay=False),
+        help="where the embedded mode keeps its files [default: .chaingraph]",
+    )(fn)
+    fn = click.option(
+        "--database-url",
+        envvar="CHAINGRAPH_DATABASE_URL",
+        show_envvar=True,
+        help="application database: sqlite:///… or postgresql://… [default: SQLite in the data dir]",
+    )(fn)
+    return fn
+
+
 def server_options(default_port: int | None = None) -> Any:
     def decorate(fn: Any) -> Any:
-        fn = click.option(
-            "--database-url",
-            envvar="CHAINGRAPH_DATABASE_URL",
-            show_envvar=True,
-            help="application database (sqlite:///… or postgresql://…)",
-        )(fn)
-        fn = click.option(
-            "--data-dir",
-            envvar="CHAINGRAPH_DATA_DIR",
-            show_envvar=True,
-            type=click.Path(file_okay=False),
-            help="where the embedded mode keeps its files [default: .chaingraph]",
-        )(fn)
+        fn = database_options(fn)
         fn = click.option(
             "--port",
             envvar="CHAINGRAPH_PORT",
@@ -181,23 +186,6 @@ def worker(
     _run_role(
         "worker", host, port, data_dir, database_url, worker_concurrency=concurrency, executor_id=executor_id
     )
-
-
-def database_options(fn: Any) -> Any:
-    fn = click.option(
-        "--data-dir",
-        envvar="CHAINGRAPH_DATA_DIR",
-        show_envvar=True,
-        type=click.Path(file_okay=False),
-        help="where the embedded mode keeps its files [default: .chaingraph]",
-    )(fn)
-    fn = click.option(
-        "--database-url",
-        envvar="CHAINGRAPH_DATABASE_URL",
-        show_envvar=True,
-        help="application database [default: SQLite in the data dir]",
-    )(fn)
-    return fn
 
 
 @cli.command()
