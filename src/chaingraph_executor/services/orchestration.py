@@ -1,13 +1,14 @@
 """The pieces of a durable execution, written once over the ports.
 
-The durable workflow (``backends/dbos``) runs each of these as a checkpointed step:
+The durable workflow (``backends/dbos``) composes them into checkpointed steps:
 
-    load ──► (root: wait for START) ──► mark_running ──► run_flow ──► settle children ──► finish
+    (root: wait for START) ──► begin_run + run_flow (+ finish when childless) ──► settle children ──► finish
 
 ``run_flow`` runs the engine on this worker, streams its events through a batching
 :class:`EventWriter`, applies the control channel (pause / resume / step / breakpoints / stop)
 and spawns a child execution for every emitted event as soon as it is emitted. The terminal
 event is held back and written by ``finish`` in the same transaction as the terminal status.
+``backends/memory/dispatcher.py`` runs the same pieces without durability, for fast tests.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from chaingraph_executor.domain.events import (
     to_json_safe,
 )
 from chaingraph_executor.domain.execution import (
-    TERMINAL_STATUSES,
     EmittedEvent,
     Execution,
     ExecutionInfo,
@@ -210,13 +210,6 @@ async def begin_run(ports: Ports, execution_id: str) -> tuple[Execution, bool] |
     if ex is None or ex.status.terminal or ex.status is ExecutionStatus.CREATED:
         return None
     return ex, False
-
-
-async def mark_running(ports: Ports, execution_id: str) -> bool:
-    updated = await ports.executions.set_status(
-        execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
-    )
-    return updated is not None
 
 
 @dataclass
@@ -523,7 +516,3 @@ async def finish(ports: Ports, execution_id: str, outcome: dict[str, Any], index
         current = await ports.executions.get(execution_id)
         return current.status.value if current else "missing"
     return status.value
-
-
-def is_terminal(status: ExecutionStatus) -> bool:
-    return status in TERMINAL_STATUSES

@@ -69,11 +69,20 @@ class InProcessDispatcher:
                 return "failed"
             if signal == "STOP":
                 return "stopped"
-        if not await orch.mark_running(ports, execution_id):
+        begun = await orch.begin_run(ports, execution_id)
+        if begun is None:
             return "not-started"
+        current, first_run = begun
         async with self._slots:
             outcome: dict[str, Any] = (
-                await orch.run_flow(ports, execution_id, cache=self._cache, spawn=self.enqueue)
+                await orch.run_flow(
+                    ports,
+                    execution_id,
+                    cache=self._cache,
+                    spawn=self.enqueue,
+                    execution=current,
+                    first_run=first_run,
+                )
             ).to_json()
         index = int(outcome["next_index"])
         for child in outcome["children"]:
