@@ -8,13 +8,14 @@ pooled connection's psycopg driver, the rest through SQLAlchemy Core.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, LiteralString
 
 import psycopg
-from sqlalchemy import case, exc, func, insert, literal, null, select, text, union_all
+from sqlalchemy import exc, func, select, text
 
 from chaingraph_executor.backends.common import as_utc
 from chaingraph_executor.backends.sql.codec import decode_data, encode_data, pg_batch
@@ -56,19 +57,44 @@ async def insert_events(
             {"execution_id": execution_id, "batch": pg_batch(batch)},
         )
     else:
-        rows = [
-            {
-                "execution_id": execution_id,
-                "seq": ev.index + 1,
-                "type": ev.type,
-                "ts": ev.timestamp,
-                "data": encode_data(ev.data),
-            }
-            for ev in batch
-        ]
-        await tx.conn.execute(insert(events), rows)
+        # the driver's executemany with ready-made tuples: SQLAlchemy's per-row parameter
+        # processing would cost more than SQLite's insert itself
+        raw = await tx.conn.get_raw_connection()
+        try:
+            await raw.driver_connection.executemany(_SQLITE_INSERT, sqlite_rows(execution_id, batch))
+        except sqlite3.IntegrityError as error:
+            raise exc.IntegrityError(_SQLITE_INSERT, None, error) from error
     last = max(ev.index for ev in batch) + 1
     await notifier.notify(tx, EVENTS_CHANNEL, execution_id, str(last))
+
+
+_SQLITE_INSERT = "INSERT INTO chaingraph_events (execution_id, seq, type, ts, data) VALUES (?, ?, ?, ?, ?)"
+
+
+def sqlite_rows(execution_id: str, batch: Sequence[ExecutionEvent]) -> list[tuple[str, int, str, str, str]]:
+    """Rows as SQLite stores them: ``ts`` as naive UTC text in SQLAlchemy's ``DateTime`` format
+    (``YYYY-MM-DD HH:MM:SS.ffffff``), so both paths read and sort the same values."""
+    return [
+        (
+            execution_id,
+            ev.index + 1,
+            ev.type,
+            as_utc(ev.timestamp).replace(tzinfo=None).isoformat(" ", "microseconds"),
+            encode_data(ev.data),
+        )
+        for ev in batch
+    ]
+
+
+def _sqlite_read_query(data: str) -> str:
+    return (
+        "SELECT seq, type, ts, data FROM ("
+        "SELECT seq, type, ts, " + data + " AS data FROM chaingraph_events"
+        " WHERE execution_id = ? AND seq >= ? AND seq < ?"
+        " UNION ALL SELECT * FROM (SELECT seq, type, ts, " + data + " AS data FROM chaingraph_events"
+        " WHERE execution_id = ? AND seq >= ? ORDER BY seq LIMIT 1)"
+        ") ORDER BY seq"
+    )
 
 
 def duplicate_seq(execution_id: str, batch: Sequence[ExecutionEvent]) -> Conflict:
@@ -203,7 +229,7 @@ class SqlEventLog:
         if self._db.dialect == "postgresql":
             rows = await self._pg_read_rows(execution_id, from_seq, upper, types)
         else:
-            rows = await self._sa_read_rows(execution_id, from_seq, upper, types)
+            rows = await self._sqlite_read_rows(execution_id, from_seq, upper, types)
         return [
             LogRow(
                 seq,
@@ -213,24 +239,25 @@ class SqlEventLog:
             for seq, type_, ts, data in rows
         ]
 
-    async def _sa_read_rows(
+    async def _sqlite_read_rows(
         self, execution_id: str, from_seq: int, upper: int, types: frozenset[str] | None
-    ) -> Sequence[tuple[int, str, datetime, str | None]]:
-        c = events.c
-        data_col: Any = c.data
-        if types is not None:
-            # Filter in SQL but keep every row's seq and type: the subscriber's cursor stays dense
-            # and it sees the terminal event even when the filter excludes it.
-            data_col = case((c.type.in_(sorted(types)), c.data), else_=null()) if types else literal(None)
-        columns = (c.seq, c.type, c.ts, data_col.label("data"))
-        in_range = select(*columns).where(c.execution_id == execution_id, c.seq >= from_seq, c.seq < upper)
-        after = (
-            select(*columns).where(c.execution_id == execution_id, c.seq >= upper).order_by(c.seq).limit(1)
-        ).subquery()
-        both = union_all(in_range, select(after)).subquery()
-        stmt = select(both).order_by(both.c.seq)
+    ) -> list[tuple[int, str, datetime, str | None]]:
+        # The same query as on PostgreSQL, on the driver: SQLAlchemy's result layer would parse
+        # every timestamp with a regular expression.
+        params: tuple[Any, ...] = (execution_id, from_seq, upper, execution_id, upper)
+        if types is None:
+            data = "data"
+        elif types:
+            ordered = sorted(types)
+            data = f"CASE WHEN type IN ({', '.join('?' * len(ordered))}) THEN data END"
+            params = (*ordered, execution_id, from_seq, upper, *ordered, execution_id, upper)
+        else:
+            data = "NULL"
         async with self._db.connect() as conn:
-            return (await conn.execute(stmt)).all()
+            raw = await conn.get_raw_connection()
+            rows = await raw.driver_connection.execute_fetchall(_sqlite_read_query(data), params)
+        parse = datetime.fromisoformat
+        return [(seq, type_, parse(ts), value) for seq, type_, ts, value in rows]
 
     async def _pg_read_rows(
         self, execution_id: str, from_seq: int, upper: int, types: frozenset[str] | None
