@@ -63,7 +63,7 @@ def dbos_config(settings: Settings, executor_id: str) -> DBOSConfig:
     if sqlite:
         config["db_engine_kwargs"] = {"creator": functools.partial(sqlite_connect, _sqlite_path(url))}
     else:
-        config["sys_db_pool_size"] = 20
+        config["sys_db_pool_size"] = 5
     return config
 
 
