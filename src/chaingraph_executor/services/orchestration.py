@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chaingraph_executor.domain.events import (
     TERMINAL_EVENT_VALUES,
@@ -197,19 +197,36 @@ async def fail_before_run(
     return done is not None
 
 
-async def begin_run(ports: Ports, execution_id: str) -> tuple[Execution, bool] | None:
-    """The execution to run now and whether this is its first run: ``created`` moves to
-    ``running`` (compare-and-set); ``running`` or ``paused`` means a re-run after a crash; ``None``
-    when it ended meanwhile (e.g. stopped before it started)."""
-    started = await ports.executions.set_status(
-        execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
-    )
-    if started is not None:
-        return started, True
-    ex = await ports.executions.get(execution_id)
-    if ex is None or ex.status.terminal or ex.status is ExecutionStatus.CREATED:
-        return None
-    return ex, False
+class RunStart(NamedTuple):
+    execution: Execution
+    first_run: bool
+    control: Control  # the desired state read alongside the status change
+
+
+async def begin_run(ports: Ports, execution_id: str) -> RunStart | None:
+    """The execution to run now, whether this is its first run and its control state:
+    ``created`` moves to ``running`` (compare-and-set); ``running`` or ``paused`` means a re-run
+    after a crash; ``None`` when it ended meanwhile (e.g. stopped before it started).
+
+    The control state is read concurrently with the status change (one round trip less before
+    ``flow:started``); a change that lands after the read reaches the run through its control watch.
+    """
+    control_read = asyncio.ensure_future(ports.executions.get_control(execution_id))
+    try:
+        started = await ports.executions.set_status(
+            execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
+        )
+        first_run = started is not None
+        if started is None:
+            started = await ports.executions.get(execution_id)
+            if started is None or started.status.terminal or started.status is ExecutionStatus.CREATED:
+                return None
+        return RunStart(started, first_run, await control_read)
+    finally:
+        if not control_read.done():
+            control_read.cancel()
+        with contextlib.suppress(BaseException):
+            await control_read
 
 
 @dataclass
@@ -281,9 +298,11 @@ async def run_flow(
     spawn: ChildSpawner | None = None,
     execution: Execution | None = None,
     first_run: bool = False,
+    initial_control: Control | None = None,
 ) -> RunOutcome:
     """Run the flow of an execution on this worker (the body of the ``executeFlowAtomic`` step).
-    ``first_run``: the caller just moved it from ``created``, so only ``execution:created`` exists."""
+    ``first_run``: the caller just moved it from ``created``, so only ``execution:created`` exists;
+    ``initial_control``: its control state, when the caller has just read it."""
     ex = execution or await ports.executions.get(execution_id)
     if ex is None:
         raise RuntimeError(f"execution {execution_id} not found")
@@ -379,7 +398,7 @@ async def run_flow(
         on_emitted=on_emitted,
         services=ports.services,
     )
-    initial = await ports.executions.get_control(execution_id)
+    initial = initial_control or await ports.executions.get_control(execution_id)
     apply_control(control, initial, None)
 
     async def follow_control() -> None:

@@ -67,15 +67,15 @@ async def run_step(execution_id: str) -> dict[str, Any]:
             begun = await orch.begin_run(c.ports, execution_id)
             if begun is None:
                 return {"skipped": True}
-            current, first_run = begun
             outcome = (
                 await orch.run_flow(
                     c.ports,
                     execution_id,
                     cache=c.cache,
                     spawn=c.spawn,
-                    execution=current,
-                    first_run=first_run,
+                    execution=begun.execution,
+                    first_run=begun.first_run,
+                    initial_control=begun.control,
                 )
             ).to_json()
             if not outcome["children"]:

@@ -72,7 +72,6 @@ class InProcessDispatcher:
         begun = await orch.begin_run(ports, execution_id)
         if begun is None:
             return "not-started"
-        current, first_run = begun
         async with self._slots:
             outcome: dict[str, Any] = (
                 await orch.run_flow(
@@ -80,8 +79,9 @@ class InProcessDispatcher:
                     execution_id,
                     cache=self._cache,
                     spawn=self.enqueue,
-                    execution=current,
-                    first_run=first_run,
+                    execution=begun.execution,
+                    first_run=begun.first_run,
+                    initial_control=begun.control,
                 )
             ).to_json()
         index = int(outcome["next_index"])

@@ -225,6 +225,20 @@ class Database:
                 raise BackendUnavailable(f"database unavailable: {error}") from error
 
     @asynccontextmanager
+    async def single_write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one writing statement, which is its own transaction (autocommit): one
+        round trip instead of BEGIN, statement, COMMIT. SQLite writers still queue on the lock."""
+        engine = self._read_engine
+        if engine is None:
+            raise RuntimeError("Database is not open")
+        async with self._write_lock if self._write_lock is not None else contextlib.nullcontext():
+            try:
+                async with engine.connect() as conn:
+                    yield conn
+            except (exc.OperationalError, exc.InterfaceError) as error:
+                raise _unavailable(error) from error
+
+    @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads (autocommit on PostgreSQL, no BEGIN on SQLite)."""
         engine = self._read_engine

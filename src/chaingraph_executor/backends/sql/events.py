@@ -59,9 +59,9 @@ async def insert_events(
     else:
         # the driver's executemany with ready-made tuples: SQLAlchemy's per-row parameter
         # processing would cost more than SQLite's insert itself
-        raw = await tx.conn.get_raw_connection()
+        driver: Any = (await tx.conn.get_raw_connection()).driver_connection
         try:
-            await raw.driver_connection.executemany(_SQLITE_INSERT, sqlite_rows(execution_id, batch))
+            await driver.executemany(_SQLITE_INSERT, sqlite_rows(execution_id, batch))
         except sqlite3.IntegrityError as error:
             raise exc.IntegrityError(_SQLITE_INSERT, None, error) from error
     last = max(ev.index for ev in batch) + 1
@@ -254,8 +254,8 @@ class SqlEventLog:
         else:
             data = "NULL"
         async with self._db.connect() as conn:
-            raw = await conn.get_raw_connection()
-            rows = await raw.driver_connection.execute_fetchall(_sqlite_read_query(data), params)
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            rows = await driver.execute_fetchall(_sqlite_read_query(data), params)
         parse = datetime.fromisoformat
         return [(seq, type_, parse(ts), value) for seq, type_, ts, value in rows]
 

@@ -101,6 +101,31 @@ def to_control(m: RowMapping) -> Control:
     )
 
 
+def _cas_statement(execution_id: str, change: StatusChange) -> Any:
+    """``UPDATE … WHERE status IN (allowed sources) RETURNING *``, or None when no source allows it."""
+    sources = allowed_sources(change)
+    if not sources:
+        return None
+    now = _now()
+    values: dict[str, Any] = {"status": change.status.value, "updated_at": now}
+    if change.status is ExecutionStatus.RUNNING:
+        values["started_at"] = func.coalesce(executions.c.started_at, literal(now, UtcDateTime()))
+    if change.status.terminal:
+        values["completed_at"] = now
+    if change.error_message is not None:
+        values["error_message"] = change.error_message
+    if change.error_node_id is not None:
+        values["error_node_id"] = change.error_node_id
+    if change.outputs is not None:
+        values["outputs"] = change.outputs
+    return (
+        update(executions)
+        .where(executions.c.id == execution_id, executions.c.status.in_(sorted(s.value for s in sources)))
+        .values(**values)
+        .returning(*executions.c)
+    )
+
+
 class SqlExecutionStore:
     """The execution store on SQLite or PostgreSQL."""
 
@@ -130,8 +155,15 @@ class SqlExecutionStore:
         return None if row is None else to_execution(row)
 
     async def set_status(self, execution_id: str, change: StatusChange) -> Execution | None:
-        async with self._db.begin() as tx:
-            return await self._compare_and_set(tx, execution_id, change, notify=True)
+        if change.status.terminal:  # with its notification, in one transaction
+            async with self._db.begin() as tx:
+                return await self._compare_and_set(tx, execution_id, change, notify=True)
+        stmt = _cas_statement(execution_id, change)
+        if stmt is None:
+            return None
+        async with self._db.single_write() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else to_execution(row)
 
     async def finish(
         self, execution_id: str, change: StatusChange, events: Sequence[ExecutionEvent]
@@ -148,27 +180,9 @@ class SqlExecutionStore:
     async def _compare_and_set(
         self, tx: Transaction, execution_id: str, change: StatusChange, *, notify: bool
     ) -> Execution | None:
-        sources = allowed_sources(change)
-        if not sources:
+        stmt = _cas_statement(execution_id, change)
+        if stmt is None:
             return None
-        now = _now()
-        values: dict[str, Any] = {"status": change.status.value, "updated_at": now}
-        if change.status is ExecutionStatus.RUNNING:
-            values["started_at"] = func.coalesce(executions.c.started_at, literal(now, UtcDateTime()))
-        if change.status.terminal:
-            values["completed_at"] = now
-        if change.error_message is not None:
-            values["error_message"] = change.error_message
-        if change.error_node_id is not None:
-            values["error_node_id"] = change.error_node_id
-        if change.outputs is not None:
-            values["outputs"] = change.outputs
-        stmt = (
-            update(executions)
-            .where(executions.c.id == execution_id, executions.c.status.in_(sorted(s.value for s in sources)))
-            .values(**values)
-            .returning(*executions.c)
-        )
         row = (await tx.conn.execute(stmt)).first()
         if row is None:
             return None
