@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -237,6 +238,20 @@ class Database:
                     yield conn
             except (exc.OperationalError, exc.InterfaceError) as error:
                 raise _unavailable(error) from error
+
+    async def driver_fetch(self, sql: str, params: Mapping[str, Any], *, write: bool = False) -> list[Any]:
+        """Run one statement (text in the driver's own parameter style) on the driver and return
+        its rows. ``write``: it changes data (autocommit; SQLite writers queue on the lock)."""
+        if not self.is_sqlite:
+            async with self.driver_connection() as driver, driver.cursor() as cur:
+                await cur.execute(sql, params, prepare=True)
+                return list(await cur.fetchall()) if cur.description is not None else []
+        async with self.single_write() if write else self.connect() as conn:
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                return list(await raw.execute_fetchall(sql, params))
+            except sqlite3.OperationalError as error:
+                raise BackendUnavailable(f"database unavailable: {error}") from error
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:

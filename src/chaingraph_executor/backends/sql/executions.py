@@ -4,15 +4,16 @@ durable control state with its wake-ups."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, RowMapping, and_, exc, func, insert, literal, or_, select, update
+from sqlalchemy import Row, and_, exc, func, insert, literal, or_, select, update
 
 from chaingraph_executor.backends.common import allowed_sources, build_tree, merge_control
+from chaingraph_executor.backends.sql import driver_sql
 from chaingraph_executor.backends.sql.columns import UtcDateTime
 from chaingraph_executor.backends.sql.database import Database, Transaction
 from chaingraph_executor.backends.sql.events import duplicate_seq, insert_events
@@ -43,7 +44,10 @@ def _now() -> datetime:
 
 
 def to_execution(row: Row[Any]) -> Execution:
-    m = row._mapping
+    return execution_from(cast(Mapping[str, Any], row._mapping))
+
+
+def execution_from(m: Mapping[str, Any]) -> Execution:
     return Execution(
         id=m["id"],
         flow_id=m["flow_id"],
@@ -91,7 +95,7 @@ def execution_values(e: Execution) -> dict[str, Any]:
     }
 
 
-def to_control(m: RowMapping) -> Control:
+def to_control(m: Mapping[str, Any]) -> Control:
     return Control(
         state=m["control_state"],
         reason=m["control_reason"],
@@ -150,14 +154,22 @@ class SqlExecutionStore:
             raise Conflict(f"execution {execution.id} already exists", execution_id=execution.id) from None
 
     async def get(self, execution_id: str) -> Execution | None:
-        async with self._db.connect() as conn:
-            row = (await conn.execute(select(executions).where(executions.c.id == execution_id))).first()
-        return None if row is None else to_execution(row)
+        rows = await self._db.driver_fetch(driver_sql.GET.text(self._db.is_sqlite), {"id": execution_id})
+        return self._first_execution(rows)
+
+    def _first_execution(self, rows: list[Any]) -> Execution | None:
+        if not rows:
+            return None
+        return execution_from(driver_sql.decode(driver_sql.EXECUTION_COLUMNS, rows[0], self._db.is_sqlite))
 
     async def set_status(self, execution_id: str, change: StatusChange) -> Execution | None:
         if change.status.terminal:  # with its notification, in one transaction
             async with self._db.begin() as tx:
                 return await self._compare_and_set(tx, execution_id, change, notify=True)
+        sources = allowed_sources(change)
+        fast = driver_sql.status_update(execution_id, change, sources, _now(), sqlite=self._db.is_sqlite)
+        if fast is not None:
+            return self._first_execution(await self._db.driver_fetch(*fast, write=True))
         stmt = _cas_statement(execution_id, change)
         if stmt is None:
             return None
@@ -249,12 +261,11 @@ class SqlExecutionStore:
     # -- control channel ----------------------------------------------------------------
 
     async def get_control(self, execution_id: str) -> Control:
-        stmt = select(*_CONTROL_COLUMNS).where(executions.c.id == execution_id)
-        async with self._db.connect() as conn:
-            row = (await conn.execute(stmt)).first()
-        if row is None:
+        sqlite = self._db.is_sqlite
+        rows = await self._db.driver_fetch(driver_sql.GET_CONTROL.text(sqlite), {"id": execution_id})
+        if not rows:
             raise ExecutionNotFound(f"execution {execution_id} not found", execution_id=execution_id)
-        return to_control(row._mapping)
+        return to_control(driver_sql.decode(driver_sql.CONTROL_COLUMNS, rows[0], sqlite))
 
     async def update_control(self, execution_id: str, **changes: Any) -> Control:
         async with self._db.begin() as tx:
@@ -262,7 +273,7 @@ class SqlExecutionStore:
             row = (await tx.conn.execute(stmt)).first()
             if row is None:
                 raise ExecutionNotFound(f"execution {execution_id} not found", execution_id=execution_id)
-            control = merge_control(to_control(row._mapping), changes)
+            control = merge_control(to_control(cast(Mapping[str, Any], row._mapping)), changes)
             await tx.conn.execute(
                 update(executions)
                 .where(executions.c.id == execution_id)

@@ -1,0 +1,100 @@
+"""The execution store's hot one-row statements, run on the database driver (psycopg or sqlite3)
+rather than through SQLAlchemy Core: read an execution, read its control state, and the
+non-terminal status compare-and-set (``created → running``, ``running ⇄ paused``).
+
+SQLAlchemy compiles (or looks up), binds and type-processes every statement on every call; for
+these primary-key statements that costs several times the database's own work, and they sit on
+the start path and run for every API call. The values read and written are exactly those of the
+SQLAlchemy column types in ``columns.py`` (a test reads the rows back both ways).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from chaingraph_executor.backends.common import as_utc
+from chaingraph_executor.backends.sql.tables import executions
+from chaingraph_executor.domain.events import from_json_safe
+from chaingraph_executor.domain.execution import ExecutionStatus
+from chaingraph_executor.ports import StatusChange
+
+EXECUTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in executions.c)
+CONTROL_COLUMNS = (
+    "control_state",
+    "control_reason",
+    "control_breakpoints",
+    "control_step_seq",
+    "control_version",
+)
+_JSON_COLUMNS = frozenset({"options", "integration", "external_events", "outputs", "control_breakpoints"})
+_TIME_COLUMNS = frozenset({"created_at", "updated_at", "started_at", "completed_at"})
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class Statement:
+    """One statement written with ``:name`` parameters, in the form of either driver."""
+
+    __slots__ = ("postgresql", "sqlite")
+
+    def __init__(self, sql: str) -> None:
+        self.sqlite = sql
+        self.postgresql = _PARAM.sub(r"%(\1)s", sql)
+
+    def text(self, sqlite: bool) -> str:
+        return self.sqlite if sqlite else self.postgresql
+
+
+_ALL = ", ".join(EXECUTION_COLUMNS)
+GET = Statement(f"SELECT {_ALL} FROM chaingraph_executions WHERE id = :id")
+GET_CONTROL = Statement(f"SELECT {', '.join(CONTROL_COLUMNS)} FROM chaingraph_executions WHERE id = :id")
+
+
+def sqlite_time(value: datetime) -> str:
+    """A timestamp as SQLAlchemy's ``DateTime`` stores it on SQLite: naive UTC text."""
+    return as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def decode(names: tuple[str, ...], row: tuple[Any, ...], sqlite: bool) -> dict[str, Any]:
+    """A row as the SQLAlchemy column types would return it: aware UTC datetimes, JSON documents
+    through the domain's JSON-safe form."""
+    values = dict(zip(names, row, strict=True))
+    for name in _TIME_COLUMNS.intersection(values):
+        stamp = values[name]
+        if stamp is not None:
+            values[name] = as_utc(datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp)
+    for name in _JSON_COLUMNS.intersection(values):
+        doc = values[name]
+        if doc is not None:
+            values[name] = from_json_safe(json.loads(doc) if sqlite else doc)
+    return values
+
+
+def status_update(
+    execution_id: str,
+    change: StatusChange,
+    sources: frozenset[ExecutionStatus],
+    now: datetime,
+    *,
+    sqlite: bool,
+) -> tuple[str, Mapping[str, Any]] | None:
+    """The compare-and-set ``UPDATE … RETURNING`` of a non-terminal change that sets nothing but
+    the status (the common case); ``None`` for anything else (the caller uses SQLAlchemy)."""
+    extra = (change.error_message, change.error_node_id, change.outputs)
+    if not sources or change.status.terminal or any(value is not None for value in extra):
+        return None
+    stamp: Any = sqlite_time(now) if sqlite else now
+    params: dict[str, Any] = {"id": execution_id, "status": change.status.value, "now": stamp}
+    names = []
+    for i, source in enumerate(sorted(s.value for s in sources)):
+        params[f"s{i}"] = source
+        names.append(f":s{i}")
+    started = ", started_at = COALESCE(started_at, :now)" if change.status is ExecutionStatus.RUNNING else ""
+    sql = Statement(
+        f"UPDATE chaingraph_executions SET status = :status, updated_at = :now{started}"
+        f" WHERE id = :id AND status IN ({', '.join(names)}) RETURNING {_ALL}"
+    )
+    return sql.text(sqlite), params
