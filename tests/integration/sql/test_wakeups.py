@@ -132,13 +132,17 @@ async def test_a_killed_listener_reconnects_and_loses_no_event(pg_url: str, pg_a
 
             old_pid = notifier.backend_pid
             assert old_pid is not None and notifier.connected
+            # the subscriber is parked waiting for a wake-up (not about to read anyway)
+            parked = asyncio.ensure_future(anext(batches))
+            await asyncio.sleep(0.1)
+            assert not parked.done()
             await _terminate(pg_admin_url, old_pid)
             async with asyncio.timeout(5):
                 while notifier.connected:
                     await asyncio.sleep(0.01)
             # written while nobody listens: the reconnect wakes every waiter to re-read
             await writer.events.append("EX1", node_events(1, 2))
-            got.append(await asyncio.wait_for(anext(batches), 5))
+            got.append(await asyncio.wait_for(parked, 5))
             assert notifier.connected and notifier.backend_pid not in (None, old_pid)
             assert notifier.reconnects == 1
 
