@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from dbos import DBOS, DBOSClient, DBOSConfig
+from dbos import DBOS, DBOSClient, DBOSConfig, EnqueueOptions
 
 from chaingraph_executor.backends.dbos import workflows as wf
+from chaingraph_executor.backends.sql.database import Database
 from chaingraph_executor.ports import WorkerRegistry
 from chaingraph_executor.services import orchestration as orch
 from chaingraph_executor.settings import Settings
@@ -78,6 +79,7 @@ class DbosDispatcher:
         self._settings = settings
         self._local = local_runtime
         self._client: DBOSClient | None = None
+        self._db: Database | None = None
 
     async def __aenter__(self) -> DbosDispatcher:
         url = self._settings.dbos_system_url
@@ -87,9 +89,18 @@ class DbosDispatcher:
             use_listen_notify=not url.startswith("sqlite"),
             application_name=APP_NAME,
         )
+        if not url.startswith("sqlite"):
+            # Enqueue and START go through DBOS's in-transaction API on this process's async
+            # connections: one transaction on the event loop, no hop to a worker thread.
+            size = self._settings.db_pool_size
+            self._db = Database(url, pool_size=size, max_overflow=size)
+            self._db.open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
         if self._client is not None:
             self._client.destroy()
             self._client = None
@@ -100,19 +111,30 @@ class DbosDispatcher:
         return self._client
 
     async def enqueue(self, execution_id: str, depth: int = 0) -> None:
-        await self.client.enqueue_async(
-            {
-                "workflow_name": wf.WORKFLOW_NAME,
-                "queue_name": wf.QUEUE_NAME,
-                "workflow_id": execution_id,
-                "app_version": self._settings.application_version,
-            },
-            execution_id,
-            depth,
-        )
+        options: EnqueueOptions = {
+            "workflow_name": wf.WORKFLOW_NAME,
+            "queue_name": wf.QUEUE_NAME,
+            "workflow_id": execution_id,
+            "app_version": self._settings.application_version,
+        }
+        if self._db is None:
+            await self.client.enqueue_async(options, execution_id, depth)
+            return
+        client = self.client
+        async with self._db.begin() as tx:
+            await tx.conn.run_sync(
+                lambda conn: client.enqueue_in_transaction(conn, options, execution_id, depth)
+            )
 
     async def signal_start(self, execution_id: str, payload: str = "GO") -> None:
-        await self.client.send_async(execution_id, payload, wf.START_TOPIC)
+        if self._db is None:
+            await self.client.send_async(execution_id, payload, wf.START_TOPIC)
+        else:
+            client = self.client
+            async with self._db.begin() as tx:
+                await tx.conn.run_sync(
+                    lambda conn: client.send_in_transaction(conn, execution_id, payload, wf.START_TOPIC)
+                )
         if self._local:
             _poke_local_waiter(execution_id, wf.START_TOPIC)
 
