@@ -218,8 +218,13 @@ class ExecutionService:
         )
 
     async def resume(self, principal: Principal, execution_id: str) -> None:
+        """Resume a paused execution — also while it runs the node(s) of a ``step``: it is paused
+        between steps, so "step, then resume" works however quickly the two calls follow."""
         ex = await self._execution(principal, execution_id)
-        if ex.status is not ExecutionStatus.PAUSED:
+        stepping = ex.status is ExecutionStatus.RUNNING and (
+            (await self.ports.executions.get_control(execution_id)).state == "pause"
+        )
+        if ex.status is not ExecutionStatus.PAUSED and not stepping:
             raise InvalidState(f"Cannot resume execution in status {ex.status.value}")
         await self.ports.executions.update_control(execution_id, state="run", reason=None)
 

@@ -185,3 +185,24 @@ async def test_step_while_paused(env: Env) -> None:
     assert started == ["a", "s"]
     await env.svc.resume(OWNER, eid)
     assert (await env.events(eid))[-1].type == "flow:completed"
+
+
+async def test_resume_right_after_step_while_the_step_runs(env: Env) -> None:
+    eid = await env.svc.create(OWNER, "chain", options=ExecutionOptions(breakpoints=["s"]))
+    await env.svc.start(OWNER, eid)
+    await env.wait_type(eid, "flow:paused")
+    await env.svc.step(OWNER, eid)  # runs the 40 ms sleep node, then pauses again
+    async with asyncio.timeout(5):
+        while (await env.svc.details(OWNER, eid)).status is not ExecutionStatus.RUNNING:
+            await asyncio.sleep(0.001)
+    await env.svc.resume(OWNER, eid)  # accepted while the step is still running
+    assert (await env.events(eid))[-1].type == "flow:completed"
+    assert (await env.svc.details(OWNER, eid)).status is ExecutionStatus.COMPLETED
+    # a running execution that nobody paused is still refused
+    running = await env.svc.create(OWNER, "chain")
+    await env.svc.start(OWNER, running)
+    async with asyncio.timeout(5):
+        while (await env.svc.details(OWNER, running)).status is not ExecutionStatus.RUNNING:
+            await asyncio.sleep(0.001)
+    with pytest.raises(InvalidState, match="status running"):
+        await env.svc.resume(OWNER, running)
