@@ -133,3 +133,45 @@ async def test_control_and_event_rows_read_the_same_both_ways(sql_url: str) -> N
         assert [e.timestamp for e in read] == list(stored) and len(stored) == 2
         assert read[-1].data == {"at": stamp}
         assert execution_from(dict(cast(Any, row._mapping))) == await backend.executions.get(ex.id)
+
+
+@pytest.mark.asyncio
+async def test_finish_writes_status_fields_and_event_together_or_nothing(sql_url: str) -> None:
+    async with SqlBackend(sql_url) as backend:
+        ex = _execution("x-fin")
+        created = created_event(
+            execution_id=ex.id,
+            flow_id="f",
+            flow_metadata={},
+            owner_id="o",
+            root_execution_id=ex.id,
+            parent_execution_id=None,
+            execution_depth=0,
+        )
+        await backend.executions.create(ex, created)
+        await backend.executions.set_status(
+            ex.id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
+        )
+        outputs = {"n": {"out": [1, {"at": CREATED}]}, "e": {"err": ErrorInfo("x")}}
+        failed = StatusChange(
+            ExecutionStatus.FAILED,
+            frozenset({ExecutionStatus.RUNNING}),
+            error_message="boom",
+            error_node_id="n",
+            outputs=outputs,
+        )
+        done = await backend.executions.finish(ex.id, failed, [event(0, "flow:failed", {"at": CREATED})])
+        assert done is not None and done == await _sqlalchemy_row(backend, ex.id)
+        assert (done.status, done.error_message, done.error_node_id) == (ExecutionStatus.FAILED, "boom", "n")
+        assert done.outputs == outputs and done.completed_at is not None
+        assert [e.type for e in await backend.events.read(ex.id, 0, limit=10)] == [
+            "execution:created",
+            "flow:failed",
+        ]
+        # a second finish finds no row in an allowed status: no status change, no event
+        again = StatusChange(ExecutionStatus.COMPLETED, frozenset({ExecutionStatus.RUNNING}))
+        assert await backend.executions.finish(ex.id, again, [event(1, "flow:completed", {})]) is None
+        assert len(await backend.events.read(ex.id, 0, limit=10)) == 2
+        assert (await backend.executions.get(ex.id)) == done
+        assert await backend.events.is_finished(ex.id)
+        assert not await backend.events.is_finished("x-missing")

@@ -18,7 +18,7 @@ from typing import Any
 
 from chaingraph_executor.backends.common import as_utc
 from chaingraph_executor.backends.sql.tables import executions
-from chaingraph_executor.domain.events import from_json_safe
+from chaingraph_executor.domain.events import from_json_safe, to_json_safe
 from chaingraph_executor.domain.execution import ExecutionStatus
 from chaingraph_executor.ports import StatusChange
 
@@ -98,3 +98,50 @@ def status_update(
         f" WHERE id = :id AND status IN ({', '.join(names)}) RETURNING {_ALL}"
     )
     return sql.text(sqlite), params
+
+
+# PostgreSQL: the terminal status (compare-and-set), its events and their notification as one
+# statement, so one round trip and one implicit transaction. Nothing is written or notified when
+# the compare-and-set finds no row in an allowed status.
+PG_FINISH = (
+    "WITH upd AS ("
+    " UPDATE chaingraph_executions SET status = %(status)s, updated_at = %(now)s, completed_at = %(now)s,"
+    " error_message = COALESCE(%(error_message)s, error_message),"
+    " error_node_id = COALESCE(%(error_node_id)s, error_node_id),"
+    " outputs = COALESCE(CAST(%(outputs)s AS jsonb), outputs)"
+    " WHERE id = %(id)s AND status = ANY(%(sources)s)"
+    f" RETURNING {_ALL}"
+    "), ins AS ("
+    " INSERT INTO chaingraph_events (execution_id, seq, type, ts, data)"
+    " SELECT %(id)s, u.s, u.t, u.ts, COALESCE(u.ds, u.d::text)"
+    " FROM json_to_recordset(CAST(%(batch)s AS json))"
+    " AS u(s integer, t text, ts timestamptz, d json, ds text)"
+    " WHERE EXISTS (SELECT 1 FROM upd)"
+    " RETURNING 1"
+    ")"
+    " SELECT upd.*, pg_notify(%(channel)s, %(payload)s), (SELECT count(*) FROM ins) FROM upd"
+)
+
+
+def pg_finish_params(
+    execution_id: str,
+    change: StatusChange,
+    sources: frozenset[ExecutionStatus],
+    now: datetime,
+    batch: str,
+    channel: str,
+    payload: str,
+) -> dict[str, Any]:
+    outputs = None if change.outputs is None else json.dumps(to_json_safe(change.outputs))
+    return {
+        "id": execution_id,
+        "status": change.status.value,
+        "now": now,
+        "error_message": change.error_message,
+        "error_node_id": change.error_node_id,
+        "outputs": outputs,
+        "sources": sorted(s.value for s in sources),
+        "batch": batch,
+        "channel": channel,
+        "payload": payload,
+    }

@@ -21,8 +21,9 @@ from sqlalchemy import exc, func, select, text
 from chaingraph_executor.backends.common import as_utc
 from chaingraph_executor.backends.sql.codec import decode_data, encode_data, pg_batch
 from chaingraph_executor.backends.sql.database import Database, Transaction
+from chaingraph_executor.backends.sql.driver_sql import Statement
 from chaingraph_executor.backends.sql.notify import LocalNotifier, Notifier, PgNotifier, payload
-from chaingraph_executor.backends.sql.tables import events, executions
+from chaingraph_executor.backends.sql.tables import events
 from chaingraph_executor.backends.subscription import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_POLL_INTERVAL_S,
@@ -35,6 +36,7 @@ from chaingraph_executor.domain.execution import TERMINAL_STATUSES
 from chaingraph_executor.errors import Conflict
 
 _TERMINAL_STATUS_VALUES = tuple(sorted(s.value for s in TERMINAL_STATUSES))
+_STATUS = Statement("SELECT status FROM chaingraph_executions WHERE id = :id")
 
 
 # PostgreSQL: the whole batch travels as one JSON document in one parameter (see ``pg_batch``).
@@ -306,6 +308,5 @@ class SqlEventLog:
             return rows
 
     async def is_finished(self, execution_id: str) -> bool:
-        async with self._db.connect() as conn:
-            status = await conn.scalar(select(executions.c.status).where(executions.c.id == execution_id))
-        return status in _TERMINAL_STATUS_VALUES
+        rows = await self._db.driver_fetch(_STATUS.text(self._db.is_sqlite), {"id": execution_id})
+        return bool(rows) and rows[0][0] in _TERMINAL_STATUS_VALUES

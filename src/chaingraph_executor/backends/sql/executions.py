@@ -10,14 +10,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Row, and_, exc, func, insert, literal, or_, select, update
 
 from chaingraph_executor.backends.common import allowed_sources, build_tree, merge_control
 from chaingraph_executor.backends.sql import driver_sql
+from chaingraph_executor.backends.sql.codec import pg_batch
 from chaingraph_executor.backends.sql.columns import UtcDateTime
 from chaingraph_executor.backends.sql.database import Database, Transaction
 from chaingraph_executor.backends.sql.events import duplicate_seq, insert_events
-from chaingraph_executor.backends.sql.notify import Notifier
+from chaingraph_executor.backends.sql.notify import Notifier, PgNotifier, payload
 from chaingraph_executor.backends.sql.tables import executions
 from chaingraph_executor.backends.subscription import (
     CONTROL_CHANNEL,
@@ -143,6 +145,7 @@ class SqlExecutionStore:
         self._db = db
         self._notifier = notifier
         self._control_poll_interval_s = control_poll_interval_s
+        self._pg_fast_path = db.dialect == "postgresql" and isinstance(notifier, PgNotifier)
 
     async def create(self, execution: Execution, created: ExecutionEvent) -> None:
         first = replace(created, index=-1)  # execution:created is always seq 0
@@ -180,6 +183,8 @@ class SqlExecutionStore:
     async def finish(
         self, execution_id: str, change: StatusChange, events: Sequence[ExecutionEvent]
     ) -> Execution | None:
+        if self._pg_fast_path and events and change.status.terminal:
+            return await self._pg_finish(execution_id, change, events)
         try:
             async with self._db.begin() as tx:
                 result = await self._compare_and_set(tx, execution_id, change, notify=not events)
@@ -188,6 +193,31 @@ class SqlExecutionStore:
         except exc.IntegrityError:
             raise duplicate_seq(execution_id, events) from None
         return result
+
+    async def _pg_finish(
+        self, execution_id: str, change: StatusChange, events: Sequence[ExecutionEvent]
+    ) -> Execution | None:
+        sources = allowed_sources(change)
+        if not sources:
+            return None
+        last = max(ev.index for ev in events) + 1
+        params = driver_sql.pg_finish_params(
+            execution_id,
+            change,
+            sources,
+            _now(),
+            pg_batch(events),
+            EVENTS_CHANNEL,
+            payload(execution_id, str(last)),
+        )
+        try:
+            rows = await self._db.driver_fetch(driver_sql.PG_FINISH, params, write=True)
+        except psycopg.errors.UniqueViolation:
+            raise duplicate_seq(execution_id, events) from None
+        if not rows:
+            return None
+        columns = driver_sql.EXECUTION_COLUMNS
+        return execution_from(driver_sql.decode(columns, rows[0][: len(columns)], sqlite=False))
 
     async def _compare_and_set(
         self, tx: Transaction, execution_id: str, change: StatusChange, *, notify: bool

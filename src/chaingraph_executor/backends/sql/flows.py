@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +24,25 @@ def _dump(flow: Flow) -> str:
     return json.dumps(flow.to_json(), separators=(",", ":"), ensure_ascii=False)
 
 
-def _load(data: str) -> Flow:
-    return Flow.model_validate(json.loads(data))
+class _ParsedFlows:
+    """Parsed flows by their stored text: validating a large flow costs far more than reading it,
+    and every ``create`` reads its flow. Keyed by the text itself, so a flow deleted and uploaded
+    again with other content can never be served stale. Flows are never mutated after parsing."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: OrderedDict[str, Flow] = OrderedDict()
+        self._size = size
+
+    def __call__(self, data: str) -> Flow:
+        flow = self._items.get(data)
+        if flow is not None:
+            self._items.move_to_end(data)
+            return flow
+        flow = Flow.model_validate(json.loads(data))
+        self._items[data] = flow
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return flow
 
 
 class SqlFlowStore:
@@ -32,6 +50,7 @@ class SqlFlowStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._load = _ParsedFlows()
 
     async def save(self, flow: Flow, owner_id: str) -> StoredFlow:
         for _ in range(_SAVE_ATTEMPTS):
@@ -78,7 +97,7 @@ class SqlFlowStore:
                 if row is None:
                     return None
                 return StoredFlow(
-                    flow=_load(row.data),
+                    flow=self._load(row.data),
                     owner_id=row.owner_id,
                     version=row.version,
                     created_at=row.created_at,
@@ -94,7 +113,7 @@ class SqlFlowStore:
             return None
         owner_id, created_at, data, version_created_at = found
         return StoredFlow(
-            flow=_load(data),
+            flow=self._load(data),
             owner_id=owner_id,
             version=version,
             created_at=created_at,
@@ -116,7 +135,7 @@ class SqlFlowStore:
             rows = (await conn.execute(stmt)).all()
         items = [
             StoredFlow(
-                flow=_load(r.data),
+                flow=self._load(r.data),
                 owner_id=r.owner_id,
                 version=r.version,
                 created_at=r.created_at,
