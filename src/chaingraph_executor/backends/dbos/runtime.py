@@ -130,11 +130,11 @@ class DbosDispatcher:
         if self._db is None:
             await self.client.send_async(execution_id, payload, wf.START_TOPIC)
         else:
-            client = self.client
-            async with self._db.begin() as tx:
-                await tx.conn.run_sync(
-                    lambda conn: client.send_in_transaction(conn, execution_id, payload, wf.START_TOPIC)
-                )
+            # DBOS's send is a single INSERT: on an autocommit connection it is its own
+            # transaction (one round trip instead of BEGIN, INSERT, COMMIT)
+            client, topic = self.client, wf.START_TOPIC
+            async with self._db.single_write() as conn:
+                await conn.run_sync(lambda c: client.send_in_transaction(c, execution_id, payload, topic))
         if self._local:
             _poke_local_waiter(execution_id, wf.START_TOPIC)
 
