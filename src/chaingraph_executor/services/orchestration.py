@@ -212,6 +212,7 @@ async def begin_run(ports: Ports, execution_id: str) -> RunStart | None:
     ``flow:started``); a change that lands after the read reaches the run through its control watch.
     """
     control_read = asyncio.ensure_future(ports.executions.get_control(execution_id))
+    control_read.add_done_callback(_retrieve)
     try:
         started = await ports.executions.set_status(
             execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
@@ -223,10 +224,13 @@ async def begin_run(ports: Ports, execution_id: str) -> RunStart | None:
                 return None
         return RunStart(started, first_run, await control_read)
     finally:
-        if not control_read.done():
-            control_read.cancel()
-        with contextlib.suppress(BaseException):
-            await control_read
+        control_read.cancel()  # when it is not needed (or not done): nothing waits for it
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a helper task's failure as seen (it is reported through the awaiting caller)."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass
