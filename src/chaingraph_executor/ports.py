@@ -6,7 +6,7 @@ Ports speak domain models, never rows. Implementations live in ``backends/`` (``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,9 +98,17 @@ class FlowStore(Protocol):
     async def delete(self, flow_id: str) -> bool: ...
 
 
+#: A step another backend runs inside a store's transaction, given the store's connection (opaque
+#: here): the durable workflow enqueued atomically with the execution row, when both share a database.
+InTransaction = Callable[[Any], Awaitable[None]]
+
+
 class ExecutionStore(Protocol):
-    async def create(self, execution: Execution, created: ExecutionEvent) -> None:
-        """Insert the row and its ``execution:created`` event (seq 0) in one transaction."""
+    async def create(
+        self, execution: Execution, created: ExecutionEvent, *, also: InTransaction | None = None
+    ) -> None:
+        """Insert the row and its ``execution:created`` event (seq 0) in one transaction, and run
+        ``also`` in that transaction (nothing is written if it fails)."""
 
     async def get(self, execution_id: str) -> Execution | None: ...
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chaingraph_executor.backends.dbos.runtime import DbosDispatcher
 from chaingraph_executor.bootstrap import Services, build_services
 from chaingraph_executor.domain.events import ExecutionEvent
 from chaingraph_executor.domain.execution import ExecutionOptions, ExecutionStatus
@@ -286,3 +287,28 @@ async def test_stop_cascades_to_children(services: Services) -> None:
     assert (await sv.executions.details(P, eid)).status is ExecutionStatus.STOPPED
     child_events = await asyncio.wait_for(collect(sv, child_id), 5)
     assert child_events[-1].type == "flow:cancelled"
+
+
+async def test_the_workflow_is_enqueued_with_the_row(services: Services) -> None:
+    """On PostgreSQL (application tables and DBOS in one database) the enqueue is part of the
+    create transaction; on SQLite (DBOS has its own file) it follows it. Either way the workflow
+    exists as soon as ``create`` returns."""
+    sv = services
+    shared = not sv.settings.app_database_url.startswith("sqlite")
+    assert (sv.dispatcher.enqueue_step("probe") is not None) is shared
+    eid = await sv.executions.create(P, "chain")
+    statuses = await sv.dispatcher.client.list_workflows_async(
+        workflow_ids=[eid], load_input=False, load_output=False
+    )
+    assert [s.workflow_id for s in statuses] == [eid]
+    assert statuses[0].status in ("ENQUEUED", "PENDING")
+    await sv.executions.stop(P, eid)
+
+
+@pytest.mark.postgres
+async def test_a_separate_dbos_database_enqueues_on_its_own(tmp_path: Path, pg_url: str) -> None:
+    settings = Settings(
+        data_dir=tmp_path, database_url=pg_url, dbos_database_url=f"sqlite:///{tmp_path / 'dbos.sqlite'}"
+    )
+    async with DbosDispatcher(settings) as dispatcher:
+        assert dispatcher.enqueue_step("probe") is None

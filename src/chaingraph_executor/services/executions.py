@@ -31,7 +31,7 @@ from chaingraph_executor.errors import (
     InvalidInput,
     InvalidState,
 )
-from chaingraph_executor.ports import RootExecution, TreeNode
+from chaingraph_executor.ports import InTransaction, RootExecution, TreeNode
 from chaingraph_executor.services.orchestration import NOT_TERMINAL, Ports, fail_before_run
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ class Dispatcher(Protocol):
 
     async def enqueue(self, execution_id: str, depth: int = 0) -> None:
         """Start the durable workflow of an execution (depth 0: a root, which waits for START)."""
+
+    def enqueue_step(self, execution_id: str, depth: int = 0) -> InTransaction | None:
+        """The enqueue as a step of the execution store's transaction, when the durable workflows
+        live in the same database as the stores; ``None`` when it has to be a call of its own."""
 
     async def signal_start(self, execution_id: str, payload: str = "GO") -> None: ...
 
@@ -117,9 +121,14 @@ class ExecutionService:
             parent_execution_id=None,
             execution_depth=0,
         )
-        await self.ports.executions.create(ex, created)
+        # The row and the durable workflow in one transaction where they share a database: no
+        # row can be left without its workflow, whatever happens to this process.
+        step = self.dispatcher.enqueue_step(execution_id)
+        await self.ports.executions.create(ex, created, also=step)
         if opts.breakpoints:
             await self.ports.executions.update_control(execution_id, breakpoints=tuple(opts.breakpoints))
+        if step is not None:
+            return execution_id
         try:
             await self.dispatcher.enqueue(execution_id)
         except Exception:

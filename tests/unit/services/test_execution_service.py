@@ -206,3 +206,42 @@ async def test_resume_right_after_step_while_the_step_runs(env: Env) -> None:
             await asyncio.sleep(0.001)
     with pytest.raises(InvalidState, match="status running"):
         await env.svc.resume(OWNER, running)
+
+
+class _FailingEnqueue(InProcessDispatcher):
+    """The in-process dispatcher whose enqueue fails: as its own call, or as a step of the
+    store's transaction (``in_transaction``)."""
+
+    in_transaction = False
+
+    def enqueue_step(self, execution_id: str, depth: int = 0) -> Any:
+        if not self.in_transaction:
+            return None
+
+        async def step(conn: Any) -> None:
+            raise RuntimeError("queue unavailable")
+
+        return step
+
+    async def enqueue(self, execution_id: str, depth: int = 0) -> None:
+        raise RuntimeError("queue unavailable")
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["own-call", "in-transaction"])
+async def test_a_failed_enqueue_leaves_no_execution_waiting_forever(in_transaction: bool) -> None:
+    async with MemoryBackend(poll_interval_s=0.2, control_poll_interval_s=0.2) as backend:
+        registry = builtin_registry()
+        ports = Ports(backend.flows, backend.executions, backend.events, registry)
+        async with _FailingEnqueue(ports, start_timeout_s=1.0) as dispatcher:
+            dispatcher.in_transaction = in_transaction
+            await FlowService(backend.flows, registry).upload(OWNER, CHAIN)
+            svc = ExecutionService(ports, dispatcher, stop_wait_s=1.0)
+            with pytest.raises(RuntimeError, match="queue unavailable"):
+                await svc.create(OWNER, "chain")
+            roots = await backend.executions.list_roots("chain", limit=10, after=None)
+            if in_transaction:
+                assert roots == []  # nothing was written
+            else:  # written, then failed with its terminal event
+                assert [r.execution.status for r in roots] == [ExecutionStatus.FAILED]
+                events = await backend.events.read(roots[0].execution.id, 0, limit=10)
+                assert [e.type for e in events] == ["execution:created", "flow:failed"]

@@ -24,8 +24,8 @@ from typing import Any
 from dbos import DBOS, DBOSClient, DBOSConfig, EnqueueOptions
 
 from chaingraph_executor.backends.dbos import workflows as wf
-from chaingraph_executor.backends.sql.database import Database
-from chaingraph_executor.ports import WorkerRegistry
+from chaingraph_executor.backends.sql.database import Database, normalize_url
+from chaingraph_executor.ports import InTransaction, WorkerRegistry
 from chaingraph_executor.services import orchestration as orch
 from chaingraph_executor.settings import Settings
 
@@ -80,6 +80,9 @@ class DbosDispatcher:
         self._local = local_runtime
         self._client: DBOSClient | None = None
         self._db: Database | None = None
+        self._shared_database = normalize_url(settings.app_database_url) == normalize_url(
+            settings.dbos_system_url
+        )
 
     async def __aenter__(self) -> DbosDispatcher:
         url = self._settings.dbos_system_url
@@ -110,13 +113,29 @@ class DbosDispatcher:
         assert self._client is not None, "dispatcher not entered"
         return self._client
 
-    async def enqueue(self, execution_id: str, depth: int = 0) -> None:
-        options: EnqueueOptions = {
+    def _options(self, execution_id: str) -> EnqueueOptions:
+        return {
             "workflow_name": wf.WORKFLOW_NAME,
             "queue_name": wf.QUEUE_NAME,
             "workflow_id": execution_id,
             "app_version": self._settings.application_version,
         }
+
+    def enqueue_step(self, execution_id: str, depth: int = 0) -> InTransaction | None:
+        """On PostgreSQL, when the application tables and DBOS's share one database (the
+        default), the enqueue runs inside the execution store's transaction (its SQLAlchemy
+        connection): the row and its workflow exist together or not at all."""
+        if self._db is None or not self._shared_database:
+            return None
+        client, options = self.client, self._options(execution_id)
+
+        async def step(conn: Any) -> None:
+            await conn.run_sync(lambda c: client.enqueue_in_transaction(c, options, execution_id, depth))
+
+        return step
+
+    async def enqueue(self, execution_id: str, depth: int = 0) -> None:
+        options = self._options(execution_id)
         if self._db is None:
             await self.client.enqueue_async(options, execution_id, depth)
             return

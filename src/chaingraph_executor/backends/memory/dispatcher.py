@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from chaingraph_executor.domain.execution import ExecutionStatus
+from chaingraph_executor.ports import InTransaction
 from chaingraph_executor.services import orchestration as orch
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ class InProcessDispatcher:
     async def enqueue(self, execution_id: str, depth: int = 0) -> None:
         if execution_id not in self._tasks:
             self._tasks[execution_id] = asyncio.create_task(self._workflow(execution_id), name=execution_id)
+
+    def enqueue_step(self, execution_id: str, depth: int = 0) -> InTransaction | None:
+        return None  # in process: nothing to enqueue atomically with the row
 
     async def signal_start(self, execution_id: str, payload: str = "GO") -> None:
         self._queue(execution_id).put_nowait(payload)

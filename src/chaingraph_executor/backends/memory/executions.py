@@ -20,7 +20,7 @@ from chaingraph_executor.backends.subscription import (
 from chaingraph_executor.domain.events import ExecutionEvent
 from chaingraph_executor.domain.execution import Execution, ExecutionStatus
 from chaingraph_executor.errors import Conflict, ExecutionNotFound
-from chaingraph_executor.ports import Control, RootExecution, StatusChange, TreeNode
+from chaingraph_executor.ports import Control, InTransaction, RootExecution, StatusChange, TreeNode
 
 
 class InMemoryExecutionStore:
@@ -30,12 +30,16 @@ class InMemoryExecutionStore:
         self._state = state
         self._control_poll_interval_s = control_poll_interval_s
 
-    async def create(self, execution: Execution, created: ExecutionEvent) -> None:
+    async def create(
+        self, execution: Execution, created: ExecutionEvent, *, also: InTransaction | None = None
+    ) -> None:
         state = self._state
         if execution.id in state.executions:
             raise Conflict(f"execution {execution.id} already exists", execution_id=execution.id)
         first = replace(created, index=-1)  # execution:created is always seq 0
         state.check_new_events(execution.id, [first])
+        if also is not None:
+            await also(None)  # before anything is stored: a failure leaves nothing behind
         state.executions[execution.id] = copy_execution(execution)
         state.controls[execution.id] = Control()
         state.add_events(execution.id, [first])

@@ -30,7 +30,7 @@ from chaingraph_executor.backends.subscription import (
 from chaingraph_executor.domain.events import ExecutionEvent
 from chaingraph_executor.domain.execution import Execution, ExecutionStatus
 from chaingraph_executor.errors import Conflict, ExecutionNotFound
-from chaingraph_executor.ports import Control, RootExecution, StatusChange, TreeNode
+from chaingraph_executor.ports import Control, InTransaction, RootExecution, StatusChange, TreeNode
 
 _CONTROL_COLUMNS = (
     executions.c.control_state,
@@ -147,12 +147,16 @@ class SqlExecutionStore:
         self._control_poll_interval_s = control_poll_interval_s
         self._pg_fast_path = db.dialect == "postgresql" and isinstance(notifier, PgNotifier)
 
-    async def create(self, execution: Execution, created: ExecutionEvent) -> None:
+    async def create(
+        self, execution: Execution, created: ExecutionEvent, *, also: InTransaction | None = None
+    ) -> None:
         first = replace(created, index=-1)  # execution:created is always seq 0
         try:
             async with self._db.begin() as tx:
                 await tx.conn.execute(insert(executions).values(**execution_values(execution)))
                 await insert_events(tx, self._notifier, execution.id, [first])
+                if also is not None:
+                    await also(tx.conn)
         except exc.IntegrityError:
             raise Conflict(f"execution {execution.id} already exists", execution_id=execution.id) from None
 
