@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chaingraph_executor.serve import serve
+from chaingraph_executor.serve import GC_THRESHOLDS, serve
 from chaingraph_executor.settings import Settings
 
 
@@ -17,6 +17,7 @@ from chaingraph_executor.settings import Settings
 async def test_serve_freezes_the_startup_heap_once_it_listens(tmp_path: Path) -> None:
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
+    thresholds = gc.get_threshold()
     announced: list[str] = []
     listening = asyncio.Event()
 
@@ -35,8 +36,10 @@ async def test_serve_freezes_the_startup_heap_once_it_listens(tmp_path: Path) ->
         assert "listening on http://" in announced[0]
         gc.collect()
         assert gc.get_freeze_count() == frozen  # a collection leaves the frozen heap alone
+        assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
