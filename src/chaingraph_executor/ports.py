@@ -132,6 +132,9 @@ class ExecutionStore(Protocol):
 
     async def count_by_status(self) -> dict[str, int]: ...
 
+    async def created_before(self, cutoff: datetime, *, limit: int) -> list[Execution]:
+        """Executions still in ``created`` that were created before ``cutoff``, oldest first."""
+
     async def get_control(self, execution_id: str) -> Control: ...
 
     async def update_control(self, execution_id: str, **changes: Any) -> Control:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ import pytest
 
 from chaingraph_executor.backends.dbos.runtime import DbosDispatcher
 from chaingraph_executor.bootstrap import Services, build_services
-from chaingraph_executor.domain.events import ExecutionEvent
-from chaingraph_executor.domain.execution import ExecutionOptions, ExecutionStatus
+from chaingraph_executor.domain.events import ExecutionEvent, created_event
+from chaingraph_executor.domain.execution import Execution, ExecutionOptions, ExecutionStatus
 from chaingraph_executor.errors import ExecutionNotFound, InvalidState
 from chaingraph_executor.ports import StatusChange
 from chaingraph_executor.services.auth import DEV_PRINCIPAL as P
@@ -312,3 +313,42 @@ async def test_a_separate_dbos_database_enqueues_on_its_own(tmp_path: Path, pg_u
     )
     async with DbosDispatcher(settings) as dispatcher:
         assert dispatcher.enqueue_step("probe") is None
+
+
+async def test_an_execution_left_without_its_workflow_is_enqueued_at_startup(tmp_path: Path) -> None:
+    """SQLite: the row and the enqueue are separate transactions. A row whose process stopped in
+    between gets its workflow from the next worker that starts, and then runs normally."""
+    settings = Settings(data_dir=tmp_path, shutdown_grace_s=0, control_poll_s=0.5, event_poll_s=0.5)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    async with build_services(settings, "embedded") as sv:
+        await sv.flows.upload(P, CHAIN)
+        stored = await sv.backend.flows.get("chain")
+        assert stored is not None
+        orphan = Execution(
+            id="orphan-1",
+            flow_id="chain",
+            owner_id=stored.owner_id,
+            status=ExecutionStatus.CREATED,
+            created_at=long_ago,
+            updated_at=long_ago,
+            root_execution_id="orphan-1",
+            flow_version=stored.version,
+        )
+        created = created_event(
+            execution_id=orphan.id,
+            flow_id="chain",
+            flow_metadata={"id": "chain"},
+            owner_id=orphan.owner_id,
+            root_execution_id=orphan.id,
+            parent_execution_id=None,
+            execution_depth=0,
+        )
+        await sv.backend.executions.create(orphan, created)  # the row only, as if the process died
+        fresh = await sv.executions.create(P, "chain")  # a normal one, not an orphan
+        assert sv.worker is not None
+        assert await sv.worker.enqueue_orphans() == ["orphan-1"]
+        assert await sv.worker.enqueue_orphans() == []  # enqueued once
+        await sv.executions.start(P, "orphan-1")
+        await wait_for(sv, "orphan-1", "flow:completed")
+        assert (await sv.executions.details(P, "orphan-1")).outputs == {"b": {"result": 13}}
+        await sv.executions.stop(P, fresh)

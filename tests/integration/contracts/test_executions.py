@@ -314,3 +314,19 @@ async def test_watch_control_of_a_missing_execution(backend: Any) -> None:
     with pytest.raises(ExecutionNotFound):
         async with backend.executions.watch_control("EXmissing"):
             pass
+
+
+async def test_created_before_lists_only_old_rows_still_in_created(backend: Any, make: Any) -> None:
+    base = datetime(2025, 6, 1, tzinfo=UTC)
+    old_a = await make.create(make.execution(created_at=base))
+    old_b = await make.create(make.execution(created_at=base + timedelta(seconds=1)))
+    started = await make.create(make.execution(created_at=base + timedelta(seconds=2)))
+    await backend.executions.set_status(
+        started.id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
+    )
+    await make.create(make.execution(created_at=base + timedelta(hours=1)))  # too recent
+    cutoff = base + timedelta(minutes=1)
+    found = await backend.executions.created_before(cutoff, limit=10)
+    assert [e.id for e in found] == [old_a.id, old_b.id]  # oldest first, not the running one
+    assert [e.id for e in await backend.executions.created_before(cutoff, limit=1)] == [old_a.id]
+    assert await backend.executions.created_before(base, limit=10) == []

@@ -241,7 +241,35 @@ class DbosWorker:
         )
         await self.workers.heartbeat(self.executor_id, self._info())
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="worker-heartbeat"))
+        try:
+            await self.enqueue_orphans()
+        except Exception:
+            log.warning("looking for executions without a workflow failed", exc_info=True)
         return self
+
+    async def enqueue_orphans(self, *, older_than_s: float = 5.0, limit: int = 1000) -> list[str]:
+        """Give executions left in ``created`` without a durable workflow their workflow now.
+
+        Where the row and the enqueue are separate transactions (SQLite, or DBOS in a database of
+        its own), a process that stopped between the two left a row that nothing would ever run
+        or time out. Enqueueing is idempotent (workflow id = execution id)."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        waiting = await self.ports.executions.created_before(cutoff, limit=limit)
+        if not waiting:
+            return []
+        statuses = await self.dispatcher.client.list_workflows_async(
+            workflow_ids=[e.id for e in waiting], load_input=False, load_output=False
+        )
+        known = {s.workflow_id for s in statuses}
+        missing = [e for e in waiting if e.id not in known]
+        for execution in missing:
+            log.warning(
+                "execution %s had no workflow; enqueueing it",
+                execution.id,
+                extra={"action": "orphan_enqueued", "execution_id": execution.id},
+            )
+            await self.dispatcher.enqueue(execution.id, execution.execution_depth)
+        return [e.id for e in missing]
 
     def _info(self) -> dict[str, Any]:
         return {"mode": self.settings.mode, "concurrency": self.settings.worker_concurrency}

@@ -131,6 +131,15 @@ class InMemoryExecutionStore:
             counts[execution.status.value] += 1
         return counts
 
+    async def created_before(self, cutoff: datetime, *, limit: int) -> list[Execution]:
+        found = [
+            e
+            for e in self._state.executions.values()
+            if e.status is ExecutionStatus.CREATED and as_utc(e.created_at) < cutoff
+        ]
+        found.sort(key=lambda e: (as_utc(e.created_at), e.id))
+        return [copy_execution(e) for e in found[: max(limit, 0)]]
+
     # -- control channel ----------------------------------------------------------------
 
     async def get_control(self, execution_id: str) -> Control:

@@ -292,6 +292,17 @@ class SqlExecutionStore:
                 counts[status] = int(count)
         return counts
 
+    async def created_before(self, cutoff: datetime, *, limit: int) -> list[Execution]:
+        c = executions.c
+        stmt = (
+            select(executions)
+            .where(c.status == ExecutionStatus.CREATED.value, c.created_at < cutoff)
+            .order_by(c.created_at, c.id)
+            .limit(max(limit, 0))
+        )
+        async with self._db.connect() as conn:
+            return [to_execution(r) for r in (await conn.execute(stmt)).all()]
+
     # -- control channel ----------------------------------------------------------------
 
     async def get_control(self, execution_id: str) -> Control:
