@@ -36,6 +36,22 @@ def _execution(eid: str) -> Execution:
     )
 
 
+async def _create(backend: SqlBackend, eid: str) -> Execution:
+    """Store ``_execution(eid)`` with its ``execution:created`` event."""
+    ex = _execution(eid)
+    created = created_event(
+        execution_id=ex.id,
+        flow_id="f",
+        flow_metadata={},
+        owner_id="o",
+        root_execution_id=ex.id,
+        parent_execution_id=None,
+        execution_depth=0,
+    )
+    await backend.executions.create(ex, created)
+    return ex
+
+
 async def _sqlalchemy_row(backend: SqlBackend, eid: str) -> Execution:
     async with backend.db.connect() as conn:
         row = (await conn.execute(select(executions).where(executions.c.id == eid))).first()
@@ -46,17 +62,7 @@ async def _sqlalchemy_row(backend: SqlBackend, eid: str) -> Execution:
 @pytest.mark.asyncio
 async def test_get_reads_what_sqlalchemy_reads(sql_url: str) -> None:
     async with SqlBackend(sql_url) as backend:
-        ex = _execution("x-get")
-        created = created_event(
-            execution_id=ex.id,
-            flow_id="f",
-            flow_metadata={},
-            owner_id="o",
-            root_execution_id=ex.id,
-            parent_execution_id=None,
-            execution_depth=0,
-        )
-        await backend.executions.create(ex, created)
+        ex = await _create(backend, "x-get")
         fast = await backend.executions.get(ex.id)
         assert fast == await _sqlalchemy_row(backend, ex.id)
         assert fast == ex
@@ -67,17 +73,7 @@ async def test_get_reads_what_sqlalchemy_reads(sql_url: str) -> None:
 @pytest.mark.asyncio
 async def test_status_change_on_the_driver_matches_sqlalchemy(sql_url: str) -> None:
     async with SqlBackend(sql_url) as backend:
-        ex = _execution("x-cas")
-        created = created_event(
-            execution_id=ex.id,
-            flow_id="f",
-            flow_metadata={},
-            owner_id="o",
-            root_execution_id=ex.id,
-            parent_execution_id=None,
-            execution_depth=0,
-        )
-        await backend.executions.create(ex, created)
+        ex = await _create(backend, "x-cas")
         to_running = StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
         running = await backend.executions.set_status(ex.id, to_running)
         assert running is not None and running.status is ExecutionStatus.RUNNING
@@ -106,17 +102,7 @@ async def test_status_change_on_the_driver_matches_sqlalchemy(sql_url: str) -> N
 @pytest.mark.asyncio
 async def test_control_and_event_rows_read_the_same_both_ways(sql_url: str) -> None:
     async with SqlBackend(sql_url) as backend:
-        ex = _execution("x-ctl")
-        created = created_event(
-            execution_id=ex.id,
-            flow_id="f",
-            flow_metadata={},
-            owner_id="o",
-            root_execution_id=ex.id,
-            parent_execution_id=None,
-            execution_depth=0,
-        )
-        await backend.executions.create(ex, created)
+        ex = await _create(backend, "x-ctl")
         changed = await backend.executions.update_control(ex.id, state="pause", breakpoints=("a", "b"))
         fast = await backend.executions.get_control(ex.id)
         assert fast == changed == Control(state="pause", breakpoints=("a", "b"), version=fast.version)
@@ -138,17 +124,7 @@ async def test_control_and_event_rows_read_the_same_both_ways(sql_url: str) -> N
 @pytest.mark.asyncio
 async def test_finish_writes_status_fields_and_event_together_or_nothing(sql_url: str) -> None:
     async with SqlBackend(sql_url) as backend:
-        ex = _execution("x-fin")
-        created = created_event(
-            execution_id=ex.id,
-            flow_id="f",
-            flow_metadata={},
-            owner_id="o",
-            root_execution_id=ex.id,
-            parent_execution_id=None,
-            execution_depth=0,
-        )
-        await backend.executions.create(ex, created)
+        ex = await _create(backend, "x-fin")
         await backend.executions.set_status(
             ex.id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
         )
