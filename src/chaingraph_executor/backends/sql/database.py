@@ -199,10 +199,7 @@ class Database:
         engine = self._write_engine
         if engine is None:
             raise RuntimeError("Database is not open")
-        # SQLite has one writer at a time: queue this process's writers here, where the next one
-        # starts the moment the lock is free, rather than in SQLite's busy handler, which sleeps
-        # in growing steps (up to 100 ms) between attempts.
-        async with self._write_lock if self._write_lock is not None else contextlib.nullcontext():
+        async with self._writer_turn():
             try:
                 async with engine.connect() as conn:
                     tx = Transaction(conn)
@@ -229,15 +226,14 @@ class Database:
     async def single_write(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one writing statement, which is its own transaction (autocommit): one
         round trip instead of BEGIN, statement, COMMIT. SQLite writers still queue on the lock."""
-        engine = self._read_engine
-        if engine is None:
-            raise RuntimeError("Database is not open")
-        async with self._write_lock if self._write_lock is not None else contextlib.nullcontext():
-            try:
-                async with engine.connect() as conn:
-                    yield conn
-            except (exc.OperationalError, exc.InterfaceError) as error:
-                raise _unavailable(error) from error
+        async with self._writer_turn(), self.connect() as conn:
+            yield conn
+
+    def _writer_turn(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        # SQLite has one writer at a time: queue this process's writers here, where the next one
+        # starts the moment the lock is free, rather than in SQLite's busy handler, which sleeps
+        # in growing steps (up to 100 ms) between attempts.
+        return self._write_lock if self._write_lock is not None else contextlib.nullcontext()
 
     async def driver_fetch(self, sql: str, params: Mapping[str, Any], *, write: bool = False) -> list[Any]:
         """Run one statement (text in the driver's own parameter style) on the driver and return
