@@ -127,6 +127,9 @@ class DbosDispatcher:
         connection): the row and its workflow exist together or not at all."""
         if self._db is None or not self._shared_database:
             return None
+        return self._enqueue_in(execution_id, depth)
+
+    def _enqueue_in(self, execution_id: str, depth: int) -> InTransaction:
         client, options = self.client, self._options(execution_id)
 
         async def step(conn: Any) -> None:
@@ -135,15 +138,11 @@ class DbosDispatcher:
         return step
 
     async def enqueue(self, execution_id: str, depth: int = 0) -> None:
-        options = self._options(execution_id)
         if self._db is None:
-            await self.client.enqueue_async(options, execution_id, depth)
+            await self.client.enqueue_async(self._options(execution_id), execution_id, depth)
             return
-        client = self.client
         async with self._db.begin() as tx:
-            await tx.conn.run_sync(
-                lambda conn: client.enqueue_in_transaction(conn, options, execution_id, depth)
-            )
+            await self._enqueue_in(execution_id, depth)(tx.conn)
 
     async def signal_start(self, execution_id: str, payload: str = "GO") -> None:
         if self._db is None:

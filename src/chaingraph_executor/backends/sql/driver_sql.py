@@ -10,6 +10,7 @@ SQLAlchemy column types in ``columns.py`` (a test reads the rows back both ways)
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -88,16 +89,21 @@ def status_update(
         return None
     stamp: Any = sqlite_time(now) if sqlite else now
     params: dict[str, Any] = {"id": execution_id, "status": change.status.value, "now": stamp}
-    names = []
     for i, source in enumerate(sorted(s.value for s in sources)):
         params[f"s{i}"] = source
-        names.append(f":s{i}")
-    started = ", started_at = COALESCE(started_at, :now)" if change.status is ExecutionStatus.RUNNING else ""
-    sql = Statement(
+    running = change.status is ExecutionStatus.RUNNING
+    return _status_update_sql(len(sources), running).text(sqlite), params
+
+
+@functools.cache
+def _status_update_sql(sources: int, running: bool) -> Statement:
+    # a handful of shapes (number of allowed sources, whether it starts the run), built once each
+    started = ", started_at = COALESCE(started_at, :now)" if running else ""
+    names = ", ".join(f":s{i}" for i in range(sources))
+    return Statement(
         f"UPDATE chaingraph_executions SET status = :status, updated_at = :now{started}"
-        f" WHERE id = :id AND status IN ({', '.join(names)}) RETURNING {_ALL}"
+        f" WHERE id = :id AND status IN ({names}) RETURNING {_ALL}"
     )
-    return sql.text(sqlite), params
 
 
 # PostgreSQL: the terminal status (compare-and-set), its events and their notification as one
