@@ -21,7 +21,7 @@ from sqlalchemy import exc, func, select, text
 from chaingraph_executor.backends.common import as_utc
 from chaingraph_executor.backends.sql.codec import decode_data, encode_data, pg_batch
 from chaingraph_executor.backends.sql.database import Database, Transaction
-from chaingraph_executor.backends.sql.driver_sql import Statement
+from chaingraph_executor.backends.sql.driver_sql import Statement, sqlite_time
 from chaingraph_executor.backends.sql.notify import LocalNotifier, Notifier, PgNotifier, payload
 from chaingraph_executor.backends.sql.tables import events
 from chaingraph_executor.backends.subscription import (
@@ -82,7 +82,7 @@ def sqlite_rows(execution_id: str, batch: Sequence[ExecutionEvent]) -> list[tupl
             execution_id,
             ev.index + 1,
             ev.type,
-            as_utc(ev.timestamp).replace(tzinfo=None).isoformat(" ", "microseconds"),
+            sqlite_time(ev.timestamp),
             encode_data(ev.data),
         )
         for ev in batch
