@@ -96,6 +96,12 @@ async def test_list_refuses_a_garbage_cursor(backend: Any) -> None:
         await backend.flows.list(None, limit=2, cursor="not-a-cursor!")
 
 
+async def _node_count(backend: Any, flow_id: str, version: int | None) -> int:
+    stored = await backend.flows.get(flow_id, version=version)
+    assert stored is not None
+    return len(stored.flow.nodes)
+
+
 async def test_delete_removes_every_version(backend: Any) -> None:
     await backend.flows.save(flow("f1"), "alice")
     await backend.flows.save(flow("f1"), "alice")
@@ -107,3 +113,8 @@ async def test_delete_removes_every_version(backend: Any) -> None:
     assert (await backend.flows.get("f2")) is not None
     # the id can be reused from version 1
     assert (await backend.flows.save(flow("f1"), "alice")).version == 1
+    assert [await _node_count(backend, "f1", v) for v in (None, 1)] == [1, 1]
+    # ... and its content is read fresh, never a parse remembered for (id, version)
+    await backend.flows.delete("f1")
+    assert (await backend.flows.save(flow("f1", nodes=3), "alice")).version == 1
+    assert [await _node_count(backend, "f1", v) for v in (None, 1)] == [3, 3]

@@ -167,7 +167,8 @@ class SqlExecutionStore:
     def _first_execution(self, rows: list[Any]) -> Execution | None:
         if not rows:
             return None
-        return execution_from(driver_sql.decode(driver_sql.EXECUTION_COLUMNS, rows[0], self._db.is_sqlite))
+        columns = driver_sql.EXECUTION_COLUMNS  # a statement may return more after them
+        return execution_from(driver_sql.decode(columns, rows[0][: len(columns)], self._db.is_sqlite))
 
     async def set_status(self, execution_id: str, change: StatusChange) -> Execution | None:
         if change.status.terminal:  # with its notification, in one transaction
@@ -218,10 +219,7 @@ class SqlExecutionStore:
             rows = await self._db.driver_fetch(driver_sql.PG_FINISH, params, write=True)
         except psycopg.errors.UniqueViolation:
             raise duplicate_seq(execution_id, events) from None
-        if not rows:
-            return None
-        columns = driver_sql.EXECUTION_COLUMNS
-        return execution_from(driver_sql.decode(columns, rows[0][: len(columns)], sqlite=False))
+        return self._first_execution(rows)
 
     async def _compare_and_set(
         self, tx: Transaction, execution_id: str, change: StatusChange, *, notify: bool
