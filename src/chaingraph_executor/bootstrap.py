@@ -99,9 +99,7 @@ async def build_services(settings: Settings, role: Mode | None = None) -> AsyncI
             event_batch_size=settings.event_batch_size,
             services={},
         )
-        dispatcher = await stack.enter_async_context(
-            DbosDispatcher(settings, local_runtime=role == "embedded")
-        )
+        dispatcher = await stack.enter_async_context(DbosDispatcher(settings))
         worker: DbosWorker | None = None
         reaper: Reaper | None = None
         if role in ("embedded", "worker"):

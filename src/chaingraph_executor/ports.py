@@ -60,9 +60,12 @@ class StatusChange:
 
 @dataclass(frozen=True, slots=True)
 class Control:
-    """The durable desired state of a running execution (the control channel)."""
+    """The durable desired state of an execution (the control channel).
 
-    state: str = "run"  # "run" | "pause" | "stop"
+    ``wait``: a root execution created and waiting for ``start`` (which makes it ``run``);
+    ``run`` / ``pause``: set by the commands; ``stop``: final."""
+
+    state: str = "run"  # "wait" | "run" | "pause" | "stop"
     reason: str | None = None
     breakpoints: tuple[str, ...] = ()
     step_seq: int = 0  # incremented by every `step` command
@@ -105,10 +108,16 @@ InTransaction = Callable[[Any], Awaitable[None]]
 
 class ExecutionStore(Protocol):
     async def create(
-        self, execution: Execution, created: ExecutionEvent, *, also: InTransaction | None = None
+        self,
+        execution: Execution,
+        created: ExecutionEvent,
+        *,
+        also: InTransaction | None = None,
+        control: Control | None = None,
     ) -> None:
-        """Insert the row and its ``execution:created`` event (seq 0) in one transaction, and run
-        ``also`` in that transaction (nothing is written if it fails)."""
+        """Insert the row with its initial ``control`` (default: ``run``) and its
+        ``execution:created`` event (seq 0) in one transaction, and run ``also`` in that
+        transaction (nothing is written if it fails)."""
 
     async def get(self, execution_id: str) -> Execution | None: ...
 
@@ -140,9 +149,26 @@ class ExecutionStore(Protocol):
     async def update_control(self, execution_id: str, **changes: Any) -> Control:
         """Merge ``changes`` into the control row (bumping ``version``) and wake the execution."""
 
-    def watch_control(self, execution_id: str) -> AbstractAsyncContextManager[AsyncIterator[Control]]:
-        """Live on entry; yields the current control first, then every change (push wake-up,
-        slow poll as the fallback)."""
+    async def start(self, execution_id: str) -> bool:
+        """START: the control of an execution waiting for it moves from ``wait`` to ``run``, and
+        the execution is woken. False (nothing changed) when it was not waiting."""
+
+    def watch_control(self, execution_id: str) -> AbstractAsyncContextManager[ControlFeed]:
+        """Live on entry (the current control is read and later changes wake it)."""
+
+
+class ControlFeed(Protocol):
+    """The live control state of one execution, from ``ExecutionStore.watch_control``."""
+
+    @property
+    def latest(self) -> Control:
+        """The control as last read."""
+
+    async def changed(self, timeout_s: float | None = None) -> Control | None:
+        """The control after its next change; ``None`` when ``timeout_s`` passed first."""
+
+    def __aiter__(self) -> AsyncIterator[Control]:
+        """The latest control, then the control after every change."""
 
 
 class EventLog(Protocol):

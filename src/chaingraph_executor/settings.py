@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     executor_id: str | None = Field(
         None, description="stable unique id of this worker; default <hostname>-<pid> (unique, not stable)"
     )
-    application_version: str = Field("chaingraph-executor-2", description="pinned DBOS application version")
+    application_version: str = Field("chaingraph-executor-3", description="pinned DBOS application version")
     heartbeat_interval_s: float = Field(2.0, gt=0, description="how often a worker reports it is alive")
     worker_dead_after_s: float = Field(10.0, gt=0, description="silence after which a worker counts as dead")
     queue_poll_s: float = Field(0.05, gt=0, description="DBOS queue polling interval (fallback only)")

@@ -66,8 +66,9 @@ def build_tree(root_execution_id: str, executions: Iterable[Execution]) -> list[
 def merge_control(current: Control, changes: Mapping[str, Any]) -> Control:
     """Apply ``update_control`` changes and bump ``version``.
 
-    Keys: ``state`` (run | pause | stop), ``reason``, ``breakpoints`` (node ids), ``step_seq`` (set)
-    and ``bump_step=True`` (increment ``step_seq`` atomically). ``stop`` is final: once stopping,
+    Keys: ``state`` (run | pause | stop; ``wait`` is only ever an initial state), ``reason``,
+    ``breakpoints`` (node ids), ``step_seq`` (set) and ``bump_step=True`` (increment ``step_seq``
+    atomically). ``stop`` is final: once stopping,
     a ``state`` other than stop (and the ``reason`` that comes with it) is ignored.
     """
     unknown = set(changes) - CONTROL_KEYS
@@ -75,7 +76,7 @@ def merge_control(current: Control, changes: Mapping[str, Any]) -> Control:
         raise InvalidInput(f"unknown control field(s): {', '.join(sorted(unknown))}")
     new = current
     state = changes.get("state", current.state)
-    if state not in CONTROL_STATES:
+    if "state" in changes and state not in CONTROL_STATES:
         raise InvalidInput(f"control state must be one of run, pause, stop (got {state!r})", path="state")
     stopping = current.state == "stop" and state != "stop"
     if stopping:

@@ -284,12 +284,11 @@ class Subscription:
 
 
 class ControlWatch:
-    """``async with ControlWatch(...) as controls: async for control in controls: ...``
+    """``async with ControlWatch(...) as feed:`` a :class:`LiveControl` of one execution.
 
     Live on entry: the waiter is registered and the current control read before ``__aenter__``
-    returns. Yields that control first, then the latest control after every change (changes that
-    land between two reads are coalesced: the control is a desired state, and ``step_seq`` counts
-    steps). Woken by notifications, with a slow poll as the fallback.
+    returns. Changes that land between two reads are coalesced (the control is a desired state,
+    and ``step_seq`` counts steps). Woken by notifications, with a slow poll as the fallback.
     """
 
     def __init__(
@@ -305,17 +304,15 @@ class ControlWatch:
         self._execution_id = execution_id
         self._poll_interval_s = poll_interval_s
         self._stack = ExitStack()
-        self._gen: AsyncGenerator[Control] | None = None
 
-    async def __aenter__(self) -> AsyncIterator[Control]:
+    async def __aenter__(self) -> LiveControl:
         waiter = self._stack.enter_context(self._waiters.waiter(CONTROL_CHANNEL, self._execution_id))
         try:
             first = await self._read()
         except BaseException:
             self._stack.close()
             raise
-        self._gen = self._run(waiter, first)
-        return self._gen
+        return LiveControl(self._read, waiter, first, self._poll_interval_s)
 
     async def __aexit__(
         self,
@@ -323,19 +320,43 @@ class ControlWatch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            if self._gen is not None:
-                await self._gen.aclose()
-        finally:
-            self._stack.close()
+        self._stack.close()
 
-    async def _run(self, waiter: Waiter, first: Control) -> AsyncGenerator[Control]:
-        yield first
-        version = first.version
+
+class LiveControl:
+    """The control state of one execution as last read, and a way to wait for its next change
+    (the ``ControlFeed`` port)."""
+
+    __slots__ = ("_poll_interval_s", "_read", "_waiter", "latest")
+
+    def __init__(
+        self, read: Callable[[], Awaitable[Control]], waiter: Waiter, first: Control, poll_interval_s: float
+    ) -> None:
+        self._read = read
+        self._waiter = waiter
+        self._poll_interval_s = poll_interval_s
+        self.latest = first
+
+    async def changed(self, timeout_s: float | None = None) -> Control | None:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
         while True:
-            await waiter.wait(self._poll_interval_s)
-            waiter.clear()
+            wait = self._poll_interval_s
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return None
+                wait = min(wait, left)
+            await self._waiter.wait(wait)
+            self._waiter.clear()
             control = await self._read()
-            if control.version != version:
-                version = control.version
+            if control.version != self.latest.version:
+                self.latest = control
+                return control
+
+    async def __aiter__(self) -> AsyncIterator[Control]:
+        yield self.latest
+        while True:
+            control = await self.changed()
+            if control is not None:
                 yield control

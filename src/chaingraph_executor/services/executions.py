@@ -31,7 +31,7 @@ from chaingraph_executor.errors import (
     InvalidInput,
     InvalidState,
 )
-from chaingraph_executor.ports import InTransaction, RootExecution, TreeNode
+from chaingraph_executor.ports import Control, InTransaction, RootExecution, TreeNode
 from chaingraph_executor.services.orchestration import NOT_TERMINAL, Ports, fail_before_run
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,6 @@ class Dispatcher(Protocol):
     def enqueue_step(self, execution_id: str, depth: int = 0) -> InTransaction | None:
         """The enqueue as a step of the execution store's transaction, when the durable workflows
         live in the same database as the stores; ``None`` when it has to be a call of its own."""
-
-    async def signal_start(self, execution_id: str, payload: str = "GO") -> None: ...
 
     async def cancel(self, execution_id: str, *, settle_s: float = 0.0) -> None:
         """Cancel the durable workflow (with ``settle_s``: unless it returns by itself by then)."""
@@ -124,9 +122,8 @@ class ExecutionService:
         # The row and the durable workflow in one transaction where they share a database: no
         # row can be left without its workflow, whatever happens to this process.
         step = self.dispatcher.enqueue_step(execution_id)
-        await self.ports.executions.create(ex, created, also=step)
-        if opts.breakpoints:
-            await self.ports.executions.update_control(execution_id, breakpoints=tuple(opts.breakpoints))
+        waiting = Control(state="wait", breakpoints=tuple(dict.fromkeys(opts.breakpoints)))
+        await self.ports.executions.create(ex, created, also=step, control=waiting)
         if step is not None:
             return execution_id
         try:
@@ -145,7 +142,9 @@ class ExecutionService:
             )
         if not ex.is_root:
             raise InvalidState("Child executions start by themselves")
-        await self.dispatcher.signal_start(execution_id)
+        # START is durable in the control state (wait -> run) and wakes the waiting workflow; a
+        # repeated start before the worker took the first one changes nothing
+        await self.ports.executions.start(execution_id)
 
     async def stop(self, principal: Principal, execution_id: str, reason: str | None = None) -> None:
         ex = await self._execution(principal, execution_id)
@@ -172,8 +171,7 @@ class ExecutionService:
                 status=ExecutionStatus.STOPPED,
                 expected=frozenset({ExecutionStatus.CREATED}),
             ):
-                # Wake the workflow waiting for START so it ends now, then cancel it.
-                await self._quietly(self.dispatcher.signal_start(target.id, "STOP"))
+                # The stop state has woken the workflow waiting for START; cancel it too.
                 await self._quietly(self.dispatcher.cancel(target.id))
         # The workers write the terminal states (flow:cancelled) as soon as their engines stop.
         deadline = time.monotonic() + self.stop_wait_s

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from chaingraph_executor.domain.events import (
@@ -44,8 +45,8 @@ from chaingraph_executor.engine.control import ExecutionControl
 from chaingraph_executor.engine.graph import CompiledFlow, compile_flow
 from chaingraph_executor.engine.nodes import NodeRegistry
 from chaingraph_executor.engine.runner import FlowEngine
-from chaingraph_executor.errors import Conflict
-from chaingraph_executor.ports import Control, EventLog, ExecutionStore, FlowStore, StatusChange
+from chaingraph_executor.errors import Conflict, ExecutionNotFound
+from chaingraph_executor.ports import Control, ControlFeed, EventLog, ExecutionStore, FlowStore, StatusChange
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +154,6 @@ def event_to_json(ev: ExecutionEvent) -> dict[str, Any]:
 
 
 def event_from_json(doc: dict[str, Any]) -> ExecutionEvent:
-    from datetime import datetime
-
     return ExecutionEvent(
         int(doc["index"]),
         str(doc["type"]),
@@ -200,31 +199,100 @@ async def fail_before_run(
 class RunStart(NamedTuple):
     execution: Execution
     first_run: bool
-    control: Control  # the desired state read alongside the status change
+
+
+async def await_start(
+    ports: Ports, execution_id: str, controls: ControlFeed, timeout_s: float
+) -> Control | None:
+    """Wait until a root execution is started (its control leaves ``wait``) and return its control.
+
+    ``None`` when it ends instead: stopped before it started, not started within ``timeout_s`` of
+    its creation (it fails here, with its terminal event), or ended or gone meanwhile. The deadline
+    counts from the durable creation time, so a re-run of the wait after a crash does not extend it.
+    """
+    control = controls.latest
+    if control.state == "wait":
+        ex = await ports.executions.get(execution_id)
+        if ex is None or ex.status is not ExecutionStatus.CREATED:
+            return None
+        deadline = ex.created_at + timedelta(seconds=timeout_s)
+        while control.state == "wait":
+            left = (deadline - datetime.now(UTC)).total_seconds()
+            changed = await controls.changed(left) if left > 0 else None
+            if changed is None:
+                message = start_timeout_message(timeout_s)
+                await fail_before_run(ports, ex, message, expected=frozenset({ExecutionStatus.CREATED}))
+                return None
+            control = changed
+    if control.state == "stop":
+        ex = await ports.executions.get(execution_id)
+        if ex is None or ex.status.terminal:
+            return None
+        if ex.status is ExecutionStatus.CREATED:
+            reason = control.reason or "User requested stop"
+            created = frozenset({ExecutionStatus.CREATED})
+            await fail_before_run(ports, ex, reason, status=ExecutionStatus.STOPPED, expected=created)
+            return None
+    return control
 
 
 async def begin_run(ports: Ports, execution_id: str) -> RunStart | None:
-    """The execution to run now, whether this is its first run and its control state:
-    ``created`` moves to ``running`` (compare-and-set); ``running`` or ``paused`` means a re-run
-    after a crash; ``None`` when it ended meanwhile (e.g. stopped before it started).
+    """The execution to run now and whether this is its first run: ``created`` moves to
+    ``running`` (compare-and-set); ``running`` or ``paused`` means a re-run after a crash; ``None``
+    when it ended meanwhile (e.g. stopped before it started)."""
+    started = await ports.executions.set_status(
+        execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
+    )
+    if started is not None:
+        return RunStart(started, True)
+    current = await ports.executions.get(execution_id)
+    if current is None or current.status.terminal or current.status is ExecutionStatus.CREATED:
+        return None
+    return RunStart(current, False)
 
-    The control state is read concurrently with the status change (one round trip less before
-    ``flow:started``); a change that lands after the read reaches the run through its control watch.
-    """
-    control_read = asyncio.ensure_future(ports.executions.get_control(execution_id))
-    control_read.add_done_callback(_retrieve)
-    try:
-        started = await ports.executions.set_status(
-            execution_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
-        )
-        first_run = started is not None
-        if started is None:
-            started = await ports.executions.get(execution_id)
-            if started is None or started.status.terminal or started.status is ExecutionStatus.CREATED:
-                return None
-        return RunStart(started, first_run, await control_read)
-    finally:
-        control_read.cancel()  # when it is not needed (or not done): nothing waits for it
+
+async def execute(
+    ports: Ports,
+    execution_id: str,
+    *,
+    wait_for_start: bool,
+    start_timeout_s: float,
+    slots: asyncio.Semaphore,
+    cache: FlowCache,
+    spawn: ChildSpawner | None = None,
+) -> dict[str, Any]:
+    """The body of the ``executeFlowAtomic`` step. A root first waits for START, holding no flow
+    slot; then, in a slot: ``created → running``, the whole flow and — when no child executions
+    remain to wait for — the terminal status with the terminal event.
+
+    Returns ``{"skipped": True}`` when it did not run here (ended before it started, or gone),
+    ``{"finished": status}``, or the run outcome (``RunOutcome.to_json``) whose children the
+    caller settles before it calls :func:`finish`. Each part is idempotent, so a re-run after a
+    crash is safe: a finished execution is skipped, a running one restarts its flow."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            controls = await stack.enter_async_context(ports.executions.watch_control(execution_id))
+        except ExecutionNotFound:
+            return {"skipped": True}
+        if wait_for_start and await await_start(ports, execution_id, controls, start_timeout_s) is None:
+            return {"skipped": True}
+        async with slots:
+            begun = await begin_run(ports, execution_id)
+            if begun is None:
+                return {"skipped": True}
+            run = await run_flow(
+                ports,
+                execution_id,
+                cache=cache,
+                controls=controls,
+                spawn=spawn,
+                execution=begun.execution,
+                first_run=begun.first_run,
+            )
+            outcome = run.to_json()
+            if not outcome["children"]:
+                return {"finished": await finish(ports, execution_id, outcome, outcome["next_index"])}
+            return outcome
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -299,14 +367,13 @@ async def run_flow(
     execution_id: str,
     *,
     cache: FlowCache,
+    controls: ControlFeed,
     spawn: ChildSpawner | None = None,
     execution: Execution | None = None,
     first_run: bool = False,
-    initial_control: Control | None = None,
 ) -> RunOutcome:
-    """Run the flow of an execution on this worker (the body of the ``executeFlowAtomic`` step).
-    ``first_run``: the caller just moved it from ``created``, so only ``execution:created`` exists;
-    ``initial_control``: its control state, when the caller has just read it."""
+    """Run the flow of an execution on this worker, driven by its live control state.
+    ``first_run``: the caller just moved it from ``created``, so only ``execution:created`` exists."""
     ex = execution or await ports.executions.get(execution_id)
     if ex is None:
         raise RuntimeError(f"execution {execution_id} not found")
@@ -402,17 +469,16 @@ async def run_flow(
         on_emitted=on_emitted,
         services=ports.services,
     )
-    initial = initial_control or await ports.executions.get_control(execution_id)
+    initial = controls.latest
     apply_control(control, initial, None)
 
     async def follow_control() -> None:
         last = initial
-        async with ports.executions.watch_control(execution_id) as updates:
-            async for desired in updates:
-                if desired.version <= last.version:
-                    continue
-                apply_control(control, desired, last)
-                last = desired
+        async for desired in controls:
+            if desired.version <= last.version:
+                continue
+            apply_control(control, desired, last)
+            last = desired
 
     watcher = asyncio.get_running_loop().create_task(follow_control(), name=f"control:{execution_id}")
     try:
@@ -447,8 +513,6 @@ async def _create_child(ports: Ports, parent: Execution, child_id: str, emitted:
         archai = integration.get("archai")
         if isinstance(archai, dict) and "messageID" in archai:
             integration["archai"] = {k: v for k, v in archai.items() if k != "messageID"}
-        from datetime import UTC, datetime
-
         now = datetime.now(UTC)
         child = Execution(
             id=child_id,

@@ -288,26 +288,71 @@ async def test_concurrent_step_bumps_are_not_lost(backend: Any, make: Any) -> No
     assert control.step_seq == 8 and control.version == 8
 
 
-async def test_watch_control_yields_current_then_each_change(backend: Any, make: Any) -> None:
+async def test_watch_control_gives_the_current_control_then_each_change(backend: Any, make: Any) -> None:
     ex = await make.create()
     await backend.executions.update_control(ex.id, breakpoints=["n1"])
     async with backend.executions.watch_control(ex.id) as controls:
         async with asyncio.timeout(5):  # far below the backends' poll interval: woken, not polled
-            first = await anext(controls)
-            assert first.breakpoints == ("n1",) and first.version == 1
+            assert controls.latest.breakpoints == ("n1",) and controls.latest.version == 1
 
             async def change() -> None:
                 await asyncio.sleep(0.05)
                 await backend.executions.update_control(ex.id, state="pause", reason="user")
 
             task = asyncio.create_task(change())
-            second = await anext(controls)
+            second = await controls.changed()
             await task
+            assert second is not None
             assert (second.state, second.reason, second.version) == ("pause", "user", 2)
+            assert controls.latest == second
 
             await backend.executions.update_control(ex.id, state="run")
-            third = await anext(controls)
+            seen = aiter(controls)
+            assert await anext(seen) == second  # iterating starts from the latest control
+            third = await anext(seen)
             assert third.state == "run" and third.version == 3
+
+
+async def test_watch_control_changed_returns_none_when_nothing_changes_in_time(
+    backend: Any, make: Any
+) -> None:
+    ex = await make.create()
+    async with backend.executions.watch_control(ex.id) as controls:
+        assert await controls.changed(0.05) is None
+        assert await controls.changed(0) is None
+        assert controls.latest.version == 0
+
+
+async def test_start_moves_a_waiting_control_to_run_once_and_wakes_its_watch(backend: Any, make: Any) -> None:
+    ex = make.execution()
+    await backend.executions.create(
+        ex, make.created(ex), control=Control(state="wait", breakpoints=("b1", "b2"))
+    )
+    waiting = await backend.executions.get_control(ex.id)
+    assert (waiting.state, waiting.breakpoints, waiting.version) == ("wait", ("b1", "b2"), 0)
+    async with backend.executions.watch_control(ex.id) as controls:
+        async with asyncio.timeout(5):  # woken, not polled
+            task = asyncio.create_task(controls.changed())
+            await asyncio.sleep(0.02)
+            assert await backend.executions.start(ex.id) is True
+            started = await task
+    assert started is not None and (started.state, started.version) == ("run", 1)
+    assert started.breakpoints == ("b1", "b2")
+    assert await backend.executions.start(ex.id) is False  # not waiting any more: nothing changes
+    assert (await backend.executions.get_control(ex.id)).version == 1
+    assert (await backend.executions.get(ex.id)).status is ExecutionStatus.CREATED  # the worker's move
+
+
+async def test_start_changes_nothing_unless_the_execution_waits(backend: Any, make: Any) -> None:
+    child = await make.create()  # created without a control: `run` (children start by themselves)
+    assert await backend.executions.start(child.id) is False
+    assert (await backend.executions.get_control(child.id)).version == 0
+    stopped = make.execution()
+    await backend.executions.create(stopped, make.created(stopped), control=Control(state="wait"))
+    await backend.executions.update_control(stopped.id, state="stop", reason="user")
+    assert await backend.executions.start(stopped.id) is False  # stop is final
+    assert (await backend.executions.get_control(stopped.id)).state == "stop"
+    assert await backend.executions.start("EXmissing") is False
 
 
 async def test_watch_control_of_a_missing_execution(backend: Any) -> None:

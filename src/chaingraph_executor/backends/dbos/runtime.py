@@ -1,7 +1,7 @@
 """DBOS wiring: the pure config, the client-side dispatcher, the worker runtime, and recovery.
 
-- :class:`DbosDispatcher` (every role): enqueue / START signal / cancel / resume through a
-  ``DBOSClient``; never runs flows.
+- :class:`DbosDispatcher` (every role): enqueue / cancel / resume through a ``DBOSClient``;
+  never runs flows (START is not a DBOS message: it is the execution's control state).
 - :class:`DbosWorker` (worker and embedded roles): launches the DBOS runtime with a pinned
   application version and a unique executor id, registers the queue, and runs the heartbeat.
 - :class:`Reaper` (every role): resumes the workflows of workers that stopped heart-beating on
@@ -75,9 +75,8 @@ def migrate_system_database(url: str) -> None:
 class DbosDispatcher:
     """The service side of the durable workflows, over a ``DBOSClient``."""
 
-    def __init__(self, settings: Settings, *, local_runtime: bool = False) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._local = local_runtime
         self._client: DBOSClient | None = None
         self._db: Database | None = None
         self._shared_database = normalize_url(settings.app_database_url) == normalize_url(
@@ -93,8 +92,8 @@ class DbosDispatcher:
             application_name=APP_NAME,
         )
         if not url.startswith("sqlite"):
-            # Enqueue and START go through DBOS's in-transaction API on this process's async
-            # connections: one transaction on the event loop, no hop to a worker thread.
+            # Enqueues go through DBOS's in-transaction API on this process's async connections:
+            # one transaction on the event loop, no hop to a worker thread.
             size = self._settings.db_pool_size
             self._db = Database(url, pool_size=size, max_overflow=size)
             self._db.open()
@@ -144,18 +143,6 @@ class DbosDispatcher:
         async with self._db.begin() as tx:
             await self._enqueue_in(execution_id, depth)(tx.conn)
 
-    async def signal_start(self, execution_id: str, payload: str = "GO") -> None:
-        if self._db is None:
-            await self.client.send_async(execution_id, payload, wf.START_TOPIC)
-        else:
-            # DBOS's send is a single INSERT: on an autocommit connection it is its own
-            # transaction (one round trip instead of BEGIN, INSERT, COMMIT)
-            client, topic = self.client, wf.START_TOPIC
-            async with self._db.single_write() as conn:
-                await conn.run_sync(lambda c: client.send_in_transaction(c, execution_id, payload, topic))
-        if self._local:
-            _poke_local_waiter(execution_id, wf.START_TOPIC)
-
     async def cancel(self, execution_id: str, *, settle_s: float = 0.0) -> None:
         """Cancel the workflow. With ``settle_s``, first give a workflow whose execution already
         ended that long to return by itself (cancelling it while it records its outcome only
@@ -186,21 +173,6 @@ class DbosDispatcher:
             status=["ENQUEUED"], queue_name=wf.QUEUE_NAME, load_input=False, load_output=False
         )
         return len(statuses)
-
-
-def _poke_local_waiter(workflow_id: str, topic: str) -> None:
-    """In one process on SQLite DBOS learns about a message by polling; wake the local waiter
-    at once instead. Purely an optimisation: the poll still delivers if this finds nothing."""
-    try:
-        from dbos._dbos import _get_dbos_instance
-
-        sys_db = _get_dbos_instance()._sys_db
-        key, _ = sys_db._waiter(workflow_id, topic)
-        signal = sys_db.notifications_map.get(key)
-        if signal is not None:
-            signal.set()
-    except Exception:  # private API: never let the optimisation break a start
-        log.debug("local wake-up unavailable", exc_info=True)
 
 
 class DbosWorker:

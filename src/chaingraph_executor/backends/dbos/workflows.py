@@ -1,8 +1,9 @@
 """The durable execution workflow and its steps (the only module that defines DBOS functions).
 
-One workflow per execution, id = execution id, on one queue with a high per-worker limit:
-waiting for START does not count against the worker's flow limit, which is an in-process
-semaphore taken only by the ``executeFlowAtomic`` step (no queue-polling delay on start).
+One workflow per execution, id = execution id, on one queue with a high per-worker limit. A root
+waits for START inside its ``executeFlowAtomic`` step: START is the durable control state
+``wait → run`` with a push wake-up (docs/adr/0009), so waiting does not count against the
+worker's flow limit, an in-process semaphore taken only once the flow is about to run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 
 WORKFLOW_NAME = "chaingraph_execution"
 QUEUE_NAME = "chaingraph-executions"
-START_TOPIC = "START_SIGNAL"
 
 
 @dataclass
@@ -56,36 +56,23 @@ async def fail_step(execution_id: str, message: str) -> bool:
 
 
 @DBOS.step(name="executeFlowAtomic")
-async def run_step(execution_id: str) -> dict[str, Any]:
-    """``created → running`` (compare-and-set), the whole flow, and — when no child executions
-    remain to wait for — the terminal status with the terminal event, all in one checkpoint.
-    Each part is idempotent, so a re-run after a crash is safe: a finished execution is skipped,
-    a running one restarts its flow."""
+async def run_step(execution_id: str, depth: int = 0) -> dict[str, Any]:
+    """A root waits here for START (without a flow slot), then the flow runs in a slot; see
+    :func:`orchestration.execute`."""
     c = ctx()
-    async with c.flow_slots:
-        try:
-            begun = await orch.begin_run(c.ports, execution_id)
-            if begun is None:
-                return {"skipped": True}
-            outcome = (
-                await orch.run_flow(
-                    c.ports,
-                    execution_id,
-                    cache=c.cache,
-                    spawn=c.spawn,
-                    execution=begun.execution,
-                    first_run=begun.first_run,
-                    initial_control=begun.control,
-                )
-            ).to_json()
-            if not outcome["children"]:
-                return {"finished": await orch.finish(c.ports, execution_id, outcome, outcome["next_index"])}
-            return outcome
-        except Exception as exc:
-            log.exception(
-                "flow step failed", extra={"action": "flow_step_failed", "execution_id": execution_id}
-            )
-            return {"error": f"internal error: {exc}"}
+    try:
+        return await orch.execute(
+            c.ports,
+            execution_id,
+            wait_for_start=depth == 0,
+            start_timeout_s=c.start_timeout_s,
+            slots=c.flow_slots,
+            cache=c.cache,
+            spawn=c.spawn,
+        )
+    except Exception as exc:
+        log.exception("flow step failed", extra={"action": "flow_step_failed", "execution_id": execution_id})
+        return {"error": f"internal error: {exc}"}
 
 
 @DBOS.step(name="childSettled")
@@ -102,21 +89,13 @@ async def finish_step(execution_id: str, outcome: dict[str, Any], index: int) ->
 
 @DBOS.workflow(name=WORKFLOW_NAME)
 async def execution_workflow(execution_id: str, depth: int = 0) -> dict[str, Any]:
-    """Root executions (depth 0) wait for START; children start at once. Checkpoints: the START
-    message, one step for the flow, and only for parents one step per child plus the finish."""
+    """Root executions (depth 0) wait for START inside the flow step; children start at once.
+    Checkpoints: one step for the flow, and only for parents one step per child plus the finish."""
     max_depth = ctx().ports.max_depth
     if depth > max_depth:
         await fail_step(execution_id, orch.depth_exceeded_message(depth, max_depth))
         return {"status": "failed"}
-    if depth == 0:
-        timeout = ctx().start_timeout_s
-        signal = await DBOS.recv_async(START_TOPIC, timeout_seconds=timeout)
-        if signal is None:
-            await fail_step(execution_id, orch.start_timeout_message(timeout))
-            return {"status": "failed"}
-        if signal == "STOP":
-            return {"status": "stopped"}
-    outcome = await run_step(execution_id)
+    outcome = await run_step(execution_id, depth)
     if outcome.get("skipped"):
         return {"status": "skipped"}
     if "finished" in outcome:

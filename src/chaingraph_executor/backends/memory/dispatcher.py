@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from chaingraph_executor.domain.execution import ExecutionStatus
 from chaingraph_executor.ports import InTransaction
@@ -20,7 +19,6 @@ class InProcessDispatcher:
         self.ports = ports
         self.start_timeout_s = start_timeout_s
         self._slots = asyncio.Semaphore(concurrency)
-        self._signals: dict[str, asyncio.Queue[str]] = {}
         self._tasks: dict[str, asyncio.Task[str]] = {}
         self._cache = orch.FlowCache()
 
@@ -34,18 +32,12 @@ class InProcessDispatcher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def _queue(self, execution_id: str) -> asyncio.Queue[str]:
-        return self._signals.setdefault(execution_id, asyncio.Queue())
-
     async def enqueue(self, execution_id: str, depth: int = 0) -> None:
         if execution_id not in self._tasks:
             self._tasks[execution_id] = asyncio.create_task(self._workflow(execution_id), name=execution_id)
 
     def enqueue_step(self, execution_id: str, depth: int = 0) -> InTransaction | None:
         return None  # in process: nothing to enqueue atomically with the row
-
-    async def signal_start(self, execution_id: str, payload: str = "GO") -> None:
-        self._queue(execution_id).put_nowait(payload)
 
     async def cancel(self, execution_id: str, *, settle_s: float = 0.0) -> None:
         task = self._tasks.get(execution_id)
@@ -65,29 +57,19 @@ class InProcessDispatcher:
                 ports, ex, orch.depth_exceeded_message(ex.execution_depth, ports.max_depth)
             )
             return "failed"
-        if ex.is_root:
-            try:
-                signal = await asyncio.wait_for(self._queue(execution_id).get(), self.start_timeout_s)
-            except TimeoutError:
-                await orch.fail_before_run(ports, ex, orch.start_timeout_message(self.start_timeout_s))
-                return "failed"
-            if signal == "STOP":
-                return "stopped"
-        begun = await orch.begin_run(ports, execution_id)
-        if begun is None:
+        outcome = await orch.execute(
+            ports,
+            execution_id,
+            wait_for_start=ex.is_root,
+            start_timeout_s=self.start_timeout_s,
+            slots=self._slots,
+            cache=self._cache,
+            spawn=self.enqueue,
+        )
+        if "skipped" in outcome:
             return "not-started"
-        async with self._slots:
-            outcome: dict[str, Any] = (
-                await orch.run_flow(
-                    ports,
-                    execution_id,
-                    cache=self._cache,
-                    spawn=self.enqueue,
-                    execution=begun.execution,
-                    first_run=begun.first_run,
-                    initial_control=begun.control,
-                )
-            ).to_json()
+        if "finished" in outcome:
+            return str(outcome["finished"])
         index = int(outcome["next_index"])
         for child in outcome["children"]:
             with contextlib.suppress(Exception):

@@ -3,7 +3,7 @@ same compare-and-set, tree and control-channel rules as the SQL store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,7 +20,14 @@ from chaingraph_executor.backends.subscription import (
 from chaingraph_executor.domain.events import ExecutionEvent
 from chaingraph_executor.domain.execution import Execution, ExecutionStatus
 from chaingraph_executor.errors import Conflict, ExecutionNotFound
-from chaingraph_executor.ports import Control, InTransaction, RootExecution, StatusChange, TreeNode
+from chaingraph_executor.ports import (
+    Control,
+    ControlFeed,
+    InTransaction,
+    RootExecution,
+    StatusChange,
+    TreeNode,
+)
 
 
 class InMemoryExecutionStore:
@@ -31,7 +38,12 @@ class InMemoryExecutionStore:
         self._control_poll_interval_s = control_poll_interval_s
 
     async def create(
-        self, execution: Execution, created: ExecutionEvent, *, also: InTransaction | None = None
+        self,
+        execution: Execution,
+        created: ExecutionEvent,
+        *,
+        also: InTransaction | None = None,
+        control: Control | None = None,
     ) -> None:
         state = self._state
         if execution.id in state.executions:
@@ -41,7 +53,7 @@ class InMemoryExecutionStore:
         if also is not None:
             await also(None)  # before anything is stored: a failure leaves nothing behind
         state.executions[execution.id] = copy_execution(execution)
-        state.controls[execution.id] = Control()
+        state.controls[execution.id] = control or Control()
         state.add_events(execution.id, [first])
 
     async def get(self, execution_id: str) -> Execution | None:
@@ -154,7 +166,15 @@ class InMemoryExecutionStore:
         self._state.hub.wake(CONTROL_CHANNEL, execution_id)
         return control
 
-    def watch_control(self, execution_id: str) -> AbstractAsyncContextManager[AsyncIterator[Control]]:
+    async def start(self, execution_id: str) -> bool:
+        control = self._state.controls.get(execution_id)
+        if control is None or control.state != "wait":
+            return False
+        self._state.controls[execution_id] = replace(control, state="run", version=control.version + 1)
+        self._state.hub.wake(CONTROL_CHANNEL, execution_id)
+        return True
+
+    def watch_control(self, execution_id: str) -> AbstractAsyncContextManager[ControlFeed]:
         return ControlWatch(
             lambda: self.get_control(execution_id),
             self._state.hub,

@@ -52,6 +52,14 @@ class Statement:
 _ALL = ", ".join(EXECUTION_COLUMNS)
 GET = Statement(f"SELECT {_ALL} FROM chaingraph_executions WHERE id = :id")
 GET_CONTROL = Statement(f"SELECT {', '.join(CONTROL_COLUMNS)} FROM chaingraph_executions WHERE id = :id")
+# START: the control of an execution waiting for it becomes `run` (a compare-and-set on `wait`)
+START = Statement(
+    "UPDATE chaingraph_executions SET control_state = 'run', control_version = control_version + 1"
+    " WHERE id = :id AND control_state = 'wait' RETURNING id"
+)
+# PostgreSQL: the same with its notification, as one statement (nothing is notified when the
+# compare-and-set finds nothing)
+PG_START = f"WITH upd AS ({START.postgresql}) SELECT upd.id, pg_notify(%(channel)s, %(payload)s) FROM upd"
 
 
 def sqlite_time(value: datetime) -> str:

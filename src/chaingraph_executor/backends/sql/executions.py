@@ -4,14 +4,14 @@ durable control state with its wake-ups."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Row, and_, exc, func, insert, literal, or_, select, update
+from sqlalchemy import Row, and_, exc, func, insert, literal, or_, select, text, update
 
 from chaingraph_executor.backends.common import allowed_sources, build_tree, merge_control
 from chaingraph_executor.backends.sql import driver_sql
@@ -19,7 +19,7 @@ from chaingraph_executor.backends.sql.codec import pg_batch
 from chaingraph_executor.backends.sql.columns import UtcDateTime
 from chaingraph_executor.backends.sql.database import Database, Transaction
 from chaingraph_executor.backends.sql.events import duplicate_seq, insert_events
-from chaingraph_executor.backends.sql.notify import Notifier, PgNotifier, payload
+from chaingraph_executor.backends.sql.notify import LocalNotifier, Notifier, PgNotifier, payload
 from chaingraph_executor.backends.sql.tables import executions
 from chaingraph_executor.backends.subscription import (
     CONTROL_CHANNEL,
@@ -30,7 +30,14 @@ from chaingraph_executor.backends.subscription import (
 from chaingraph_executor.domain.events import ExecutionEvent
 from chaingraph_executor.domain.execution import Execution, ExecutionStatus
 from chaingraph_executor.errors import Conflict, ExecutionNotFound
-from chaingraph_executor.ports import Control, InTransaction, RootExecution, StatusChange, TreeNode
+from chaingraph_executor.ports import (
+    Control,
+    ControlFeed,
+    InTransaction,
+    RootExecution,
+    StatusChange,
+    TreeNode,
+)
 
 _CONTROL_COLUMNS = (
     executions.c.control_state,
@@ -97,6 +104,16 @@ def execution_values(e: Execution) -> dict[str, Any]:
     }
 
 
+def control_values(control: Control) -> dict[str, Any]:
+    return {
+        "control_state": control.state,
+        "control_reason": control.reason,
+        "control_breakpoints": list(control.breakpoints),
+        "control_step_seq": control.step_seq,
+        "control_version": control.version,
+    }
+
+
 def to_control(m: Mapping[str, Any]) -> Control:
     return Control(
         state=m["control_state"],
@@ -148,12 +165,20 @@ class SqlExecutionStore:
         self._pg_fast_path = db.dialect == "postgresql" and isinstance(notifier, PgNotifier)
 
     async def create(
-        self, execution: Execution, created: ExecutionEvent, *, also: InTransaction | None = None
+        self,
+        execution: Execution,
+        created: ExecutionEvent,
+        *,
+        also: InTransaction | None = None,
+        control: Control | None = None,
     ) -> None:
         first = replace(created, index=-1)  # execution:created is always seq 0
+        values = execution_values(execution)
+        if control is not None:
+            values |= control_values(control)
         try:
             async with self._db.begin() as tx:
-                await tx.conn.execute(insert(executions).values(**execution_values(execution)))
+                await tx.conn.execute(insert(executions).values(**values))
                 await insert_events(tx, self._notifier, execution.id, [first])
                 if also is not None:
                     await also(tx.conn)
@@ -318,20 +343,28 @@ class SqlExecutionStore:
                 raise ExecutionNotFound(f"execution {execution_id} not found", execution_id=execution_id)
             control = merge_control(to_control(cast(Mapping[str, Any], row._mapping)), changes)
             await tx.conn.execute(
-                update(executions)
-                .where(executions.c.id == execution_id)
-                .values(
-                    control_state=control.state,
-                    control_reason=control.reason,
-                    control_breakpoints=list(control.breakpoints),
-                    control_step_seq=control.step_seq,
-                    control_version=control.version,
-                )
+                update(executions).where(executions.c.id == execution_id).values(**control_values(control))
             )
             await self._notifier.notify(tx, CONTROL_CHANNEL, execution_id)
         return control
 
-    def watch_control(self, execution_id: str) -> AbstractAsyncContextManager[AsyncIterator[Control]]:
+    async def start(self, execution_id: str) -> bool:
+        if self._pg_fast_path:  # the change and its NOTIFY: one statement
+            params = {"id": execution_id, "channel": CONTROL_CHANNEL, "payload": payload(execution_id)}
+            return bool(await self._db.driver_fetch(driver_sql.PG_START, params, write=True))
+        if isinstance(self._notifier, LocalNotifier):
+            sql = driver_sql.START.text(self._db.is_sqlite)
+            if not await self._db.driver_fetch(sql, {"id": execution_id}, write=True):
+                return False
+            self._notifier.hub.wake(CONTROL_CHANNEL, execution_id)
+            return True
+        async with self._db.begin() as tx:
+            started = (await tx.conn.execute(text(driver_sql.START.sqlite), {"id": execution_id})).first()
+            if started is not None:
+                await self._notifier.notify(tx, CONTROL_CHANNEL, execution_id)
+        return started is not None
+
+    def watch_control(self, execution_id: str) -> AbstractAsyncContextManager[ControlFeed]:
         return ControlWatch(
             lambda: self.get_control(execution_id),
             self._notifier,
