@@ -27,8 +27,10 @@ class Settings(BaseSettings):
         description="DBOS system database; default: <data_dir>/dbos.sqlite on SQLite, the "
         "application database on PostgreSQL",
     )
-    db_pool_size: int = Field(5, ge=1, description="connections kept open to the application database")
-    db_max_overflow: int = Field(5, ge=0, description="extra connections allowed under load")
+    db_pool_size: int = Field(10, ge=1, description="connections kept open to the application database")
+    db_max_overflow: int = Field(
+        0, ge=0, description="extra connections under load, each closed after use (a new session each time)"
+    )
     host: str = Field("127.0.0.1", description="address the API listens on")
     port: int = Field(4021, ge=0, le=65535, description="port of the API (HTTP and WebSocket)")
     dev_auth: bool | None = Field(

@@ -94,8 +94,9 @@ class DbosDispatcher:
         if not url.startswith("sqlite"):
             # Enqueues go through DBOS's in-transaction API on this process's async connections:
             # one transaction on the event loop, no hop to a worker thread.
-            size = self._settings.db_pool_size
-            self._db = Database(url, pool_size=size, max_overflow=size)
+            # A few connections that stay open: enqueues are one short transaction each, and
+            # a connection opened and closed per call would cost a PostgreSQL session each time.
+            self._db = Database(url, pool_size=min(3, self._settings.db_pool_size), max_overflow=0)
             self._db.open()
         return self
 
