@@ -85,6 +85,7 @@ async def build_services(settings: Settings, role: Mode | None = None) -> AsyncI
                 migrate=True,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
+                driver_pool_size=settings.db_driver_pool_size,
                 poll_interval_s=settings.event_poll_s,
                 control_poll_interval_s=settings.control_poll_s,
             )

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
         "application database on PostgreSQL",
     )
     db_pool_size: int = Field(10, ge=1, description="connections kept open to the application database")
+    db_driver_pool_size: int = Field(
+        5, ge=1, description="PostgreSQL connections kept open for the hot one-statement paths"
+    )
     db_max_overflow: int = Field(
         0, ge=0, description="extra connections under load, each closed after use (a new session each time)"
     )

@@ -48,13 +48,16 @@ class SqlBackend:
         *,
         pool_size: int = 10,
         max_overflow: int = 20,
+        driver_pool_size: int = 5,
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         control_poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         listen: bool | None = None,
         migrate: bool = False,
     ) -> None:
         self.url = normalize_url(url)
-        self.db = Database(self.url, pool_size=pool_size, max_overflow=max_overflow)
+        self.db = Database(
+            self.url, pool_size=pool_size, max_overflow=max_overflow, driver_pool_size=driver_pool_size
+        )
         use_listener = not self.db.is_sqlite and listen is not False
         self.notifier: Notifier = PgNotifier(self.url) if use_listener else LocalNotifier()
         self._migrate = migrate

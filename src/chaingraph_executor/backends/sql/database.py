@@ -1,6 +1,8 @@
 """The database handle: URL normalisation, the SQLAlchemy ``AsyncEngine`` and its tuning for
 SQLite (WAL, busy timeout, foreign keys, ``BEGIN IMMEDIATE`` for writes) and PostgreSQL (a sized
-pool, autocommit reads), plus write transactions with after-commit callbacks."""
+pool, autocommit reads), plus write transactions with after-commit callbacks. On PostgreSQL the
+hot one-statement paths take their connections from a second, driver-level pool (psycopg_pool)
+of autocommit connections: a SQLAlchemy checkout costs more CPU than the statement itself."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -79,8 +82,9 @@ class Transaction:
 class Database:
     """``async with Database(url) as db:`` owns the engine until the block exits.
 
-    ``pool_size``/``max_overflow`` size the connection pool (PostgreSQL serves every subscriber's
-    reads and every append from it; connections are held only for one statement or transaction).
+    ``pool_size``/``max_overflow`` size the SQLAlchemy pool (transactions and the rest);
+    ``driver_pool_size`` the PostgreSQL driver pool (every subscriber's reads, every append and the
+    hot one-row statements). Connections are held only for one statement or transaction.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class Database:
         *,
         pool_size: int = 10,
         max_overflow: int = 20,
+        driver_pool_size: int = 5,
         pool_timeout_s: float = 30.0,
         pool_pre_ping: bool = False,
         busy_timeout_ms: int = 10_000,
@@ -105,6 +110,9 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._write_engine: AsyncEngine | None = None
         self._read_engine: AsyncEngine | None = None
+        self._driver_pool_size = driver_pool_size
+        self._driver_pool: AsyncConnectionPool[Any] | None = None
+        self._driver_pool_opened = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -161,8 +169,22 @@ class Database:
             self._engine = engine
             self._write_engine = engine
             self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._driver_pool = AsyncConnectionPool(
+                libpq_url(self.url),
+                min_size=self._driver_pool_size,
+                max_size=self._driver_pool_size,
+                kwargs={"autocommit": True, "options": "-c timezone=UTC"},
+                # a wait this long means the database is down (statements take milliseconds)
+                timeout=min(self._pool_timeout_s, 5.0),
+                open=False,
+                name="chaingraph-driver",
+            )
+            self._driver_pool_opened = False
 
     async def close(self) -> None:
+        pool, self._driver_pool = self._driver_pool, None
+        if pool is not None and self._driver_pool_opened:
+            await pool.close()
         engine, self._engine = self._engine, None
         self._write_engine = self._read_engine = None
         if engine is not None:
@@ -211,16 +233,22 @@ class Database:
 
     @asynccontextmanager
     async def driver_connection(self) -> AsyncIterator[Any]:
-        """The psycopg ``AsyncConnection`` (autocommit) of a pooled connection, for the few hot
-        paths where SQLAlchemy's per-row and per-statement overhead matters (PostgreSQL only).
-        A connection error invalidates the pooled connection and becomes ``BackendUnavailable``."""
-        async with self.connect() as conn:
-            raw = await conn.get_raw_connection()
-            try:
-                yield raw.driver_connection
-            except psycopg.OperationalError as error:
-                raw.invalidate(error)
-                raise BackendUnavailable(f"database unavailable: {error}") from error
+        """A psycopg ``AsyncConnection`` (autocommit) from the driver pool, for the hot paths where
+        SQLAlchemy's per-statement overhead matters (PostgreSQL only). A connection error becomes
+        ``BackendUnavailable`` (the pool replaces a broken connection)."""
+        pool = self._driver_pool
+        if pool is None:
+            raise RuntimeError("Database is not open")
+        if not self._driver_pool_opened:
+            self._driver_pool_opened = True
+            await pool.open(wait=False)
+        try:
+            async with pool.connection() as driver:
+                yield driver
+        except psycopg.OperationalError as error:
+            raise BackendUnavailable(f"database unavailable: {error}") from error
+        except PoolTimeout as error:
+            raise BackendUnavailable(f"database unavailable: {error}") from error
 
     @asynccontextmanager
     async def single_write(self) -> AsyncIterator[AsyncConnection]:
