@@ -149,9 +149,10 @@ class ExecutionStore(Protocol):
     async def update_control(self, execution_id: str, **changes: Any) -> Control:
         """Merge ``changes`` into the control row (bumping ``version``) and wake the execution."""
 
-    async def start(self, execution_id: str) -> bool:
-        """START: the control of an execution waiting for it moves from ``wait`` to ``run``, and
-        the execution is woken. False (nothing changed) when it was not waiting."""
+    async def start(self, execution_id: str, *, owner_id: str | None = None) -> bool:
+        """START: the control of a root execution in ``created`` that waits for it moves from
+        ``wait`` to ``run``, and the execution is woken; with ``owner_id``, only if it belongs to
+        that owner. False (nothing changed) otherwise."""
 
     def watch_control(self, execution_id: str) -> AbstractAsyncContextManager[ControlFeed]:
         """Live on entry (the current control is read and later changes wake it)."""
@@ -166,6 +167,9 @@ class ControlFeed(Protocol):
 
     async def changed(self, timeout_s: float | None = None) -> Control | None:
         """The control after its next change; ``None`` when ``timeout_s`` passed first."""
+
+    async def current(self) -> Control:
+        """The latest control, read again only if a change was signalled since it was read."""
 
     def __aiter__(self) -> AsyncIterator[Control]:
         """The latest control, then the control after every change."""

@@ -354,6 +354,12 @@ class LiveControl:
                 self.latest = control
                 return control
 
+    async def current(self) -> Control:
+        if self._waiter.is_set:
+            self._waiter.clear()
+            self.latest = await self._read()
+        return self.latest
+
     async def __aiter__(self) -> AsyncIterator[Control]:
         yield self.latest
         while True:

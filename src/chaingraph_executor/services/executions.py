@@ -135,16 +135,20 @@ class ExecutionService:
         return execution_id
 
     async def start(self, principal: Principal, execution_id: str) -> None:
-        ex = await self._execution(principal, execution_id)
+        # START is durable in the control state (wait -> run) and wakes the waiting workflow: one
+        # statement that also checks the owner, the status and that it is a root
+        owner = None if principal.is_admin else principal.user_id
+        if await self.ports.executions.start(execution_id, owner_id=owner):
+            return
+        ex = await self._execution(principal, execution_id)  # why not: say so
         if ex.status is not ExecutionStatus.CREATED:
             raise InvalidState(
                 f"Cannot start execution in status {ex.status.value}. Execution must be in 'created' status."
             )
         if not ex.is_root:
             raise InvalidState("Child executions start by themselves")
-        # START is durable in the control state (wait -> run) and wakes the waiting workflow; a
-        # repeated start before the worker took the first one changes nothing
-        await self.ports.executions.start(execution_id)
+        # a created root that no longer waits: started already (not yet taken by a worker), or
+        # stopping; a repeated start changes nothing
 
     async def stop(self, principal: Principal, execution_id: str, reason: str | None = None) -> None:
         ex = await self._execution(principal, execution_id)

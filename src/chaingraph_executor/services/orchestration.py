@@ -291,7 +291,8 @@ async def execute(
             )
             outcome = run.to_json()
             if not outcome["children"]:
-                return {"finished": await finish(ports, execution_id, outcome, outcome["next_index"])}
+                last = await controls.current()
+                return {"finished": await finish(ports, execution_id, outcome, outcome["next_index"], last)}
             return outcome
 
 
@@ -575,9 +576,13 @@ async def append_idempotent(ports: Ports, execution_id: str, events: Sequence[Ex
         await ports.events.append(execution_id, todo)
 
 
-async def finish(ports: Ports, execution_id: str, outcome: dict[str, Any], index: int) -> str:
-    """Write the terminal status and the terminal event together (a stop request wins)."""
-    control = await ports.executions.get_control(execution_id)
+async def finish(
+    ports: Ports, execution_id: str, outcome: dict[str, Any], index: int, control: Control | None = None
+) -> str:
+    """Write the terminal status and the terminal event together (a stop request wins).
+    ``control``: the control state as the caller's live watch has it (else it is read here); a stop
+    written in the instant the flow ended but not yet signalled then loses: the flow ended first."""
+    control = control or await ports.executions.get_control(execution_id)
     terminal = event_from_json(outcome["terminal"])
     terminal.index = index
     terminal.timestamp = now()  # written after any child events: keep timestamps in stream order

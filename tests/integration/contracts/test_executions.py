@@ -355,6 +355,37 @@ async def test_start_changes_nothing_unless_the_execution_waits(backend: Any, ma
     assert await backend.executions.start("EXmissing") is False
 
 
+async def test_start_checks_owner_status_and_that_it_is_a_root(backend: Any, make: Any) -> None:
+    async def waiting(ex: Any) -> Any:
+        await backend.executions.create(ex, make.created(ex), control=Control(state="wait"))
+        return ex
+
+    mine = await waiting(make.execution(owner_id="alice"))
+    assert await backend.executions.start(mine.id, owner_id="bob") is False
+    assert (await backend.executions.get_control(mine.id)).state == "wait"
+    assert await backend.executions.start(mine.id, owner_id="alice") is True
+
+    root = await make.create()
+    child = await waiting(make.execution(parent=root))
+    assert await backend.executions.start(child.id) is False
+
+    moved = await waiting(make.execution())
+    await backend.executions.set_status(moved.id, StatusChange(S.RUNNING, frozenset({S.CREATED})))
+    assert await backend.executions.start(moved.id) is False
+    assert (await backend.executions.get_control(moved.id)).state == "wait"
+
+
+async def test_watch_control_current_picks_up_a_change_once_signalled(backend: Any, make: Any) -> None:
+    ex = await make.create()
+    async with backend.executions.watch_control(ex.id) as controls:
+        assert (await controls.current()).version == 0
+        await backend.executions.update_control(ex.id, state="pause")
+        async with asyncio.timeout(5):
+            while (await controls.current()).version == 0:  # once the wake-up has arrived
+                await asyncio.sleep(0.01)
+        assert (controls.latest.state, controls.latest.version) == ("pause", 1)
+
+
 async def test_watch_control_of_a_missing_execution(backend: Any) -> None:
     with pytest.raises(ExecutionNotFound):
         async with backend.executions.watch_control("EXmissing"):

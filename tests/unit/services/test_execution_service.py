@@ -98,6 +98,19 @@ async def test_only_the_owner_or_an_admin_sees_an_execution(env: Env) -> None:
         await env.svc.create(OWNER, "missing")
     assert (await env.svc.details(ADMIN, eid)).id == eid
     assert (await env.svc.details(OWNER, eid)).status is ExecutionStatus.CREATED
+    assert (await env.backend.executions.get_control(eid)).state == "wait"  # the refused start left it
+    await env.svc.start(ADMIN, eid)  # an admin may start anyone's execution
+    assert (await env.events(eid))[-1].type == "flow:completed"
+
+
+async def test_a_repeated_start_is_accepted_and_runs_the_flow_once(env: Env) -> None:
+    eid = await env.svc.create(OWNER, "chain")
+    await env.svc.start(OWNER, eid)
+    await env.svc.start(OWNER, eid)  # before a worker took it: still `created`, nothing changes
+    types = [e.type for e in await env.events(eid)]
+    assert types.count("flow:started") == 1 and types[-1] == "flow:completed"
+    with pytest.raises(InvalidState, match="status completed"):
+        await env.svc.start(OWNER, eid)
 
 
 async def test_unknown_breakpoints_are_refused(env: Env) -> None:

@@ -166,9 +166,14 @@ class InMemoryExecutionStore:
         self._state.hub.wake(CONTROL_CHANNEL, execution_id)
         return control
 
-    async def start(self, execution_id: str) -> bool:
+    async def start(self, execution_id: str, *, owner_id: str | None = None) -> bool:
         control = self._state.controls.get(execution_id)
-        if control is None or control.state != "wait":
+        execution = self._state.executions.get(execution_id)
+        if control is None or execution is None or control.state != "wait":
+            return False
+        if execution.status is not ExecutionStatus.CREATED or not execution.is_root:
+            return False
+        if owner_id is not None and execution.owner_id != owner_id:
             return False
         self._state.controls[execution_id] = replace(control, state="run", version=control.version + 1)
         self._state.hub.wake(CONTROL_CHANNEL, execution_id)

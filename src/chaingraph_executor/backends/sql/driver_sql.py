@@ -52,10 +52,12 @@ class Statement:
 _ALL = ", ".join(EXECUTION_COLUMNS)
 GET = Statement(f"SELECT {_ALL} FROM chaingraph_executions WHERE id = :id")
 GET_CONTROL = Statement(f"SELECT {', '.join(CONTROL_COLUMNS)} FROM chaingraph_executions WHERE id = :id")
-# START: the control of an execution waiting for it becomes `run` (a compare-and-set on `wait`)
+# START: the control of a root in `created` waiting for it becomes `run` (a compare-and-set on
+# `wait`); `:owner` NULL means any owner
 START = Statement(
     "UPDATE chaingraph_executions SET control_state = 'run', control_version = control_version + 1"
-    " WHERE id = :id AND control_state = 'wait' RETURNING id"
+    " WHERE id = :id AND control_state = 'wait' AND status = 'created' AND parent_execution_id IS NULL"
+    " AND (CAST(:owner AS TEXT) IS NULL OR owner_id = :owner) RETURNING id"
 )
 # PostgreSQL: the same with its notification, as one statement (nothing is notified when the
 # compare-and-set finds nothing)

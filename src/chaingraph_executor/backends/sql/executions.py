@@ -348,18 +348,18 @@ class SqlExecutionStore:
             await self._notifier.notify(tx, CONTROL_CHANNEL, execution_id)
         return control
 
-    async def start(self, execution_id: str) -> bool:
+    async def start(self, execution_id: str, *, owner_id: str | None = None) -> bool:
+        params: dict[str, Any] = {"id": execution_id, "owner": owner_id}
         if self._pg_fast_path:  # the change and its NOTIFY: one statement
-            params = {"id": execution_id, "channel": CONTROL_CHANNEL, "payload": payload(execution_id)}
+            params |= {"channel": CONTROL_CHANNEL, "payload": payload(execution_id)}
             return bool(await self._db.driver_fetch(driver_sql.PG_START, params, write=True))
         if isinstance(self._notifier, LocalNotifier):
-            sql = driver_sql.START.text(self._db.is_sqlite)
-            if not await self._db.driver_fetch(sql, {"id": execution_id}, write=True):
+            if not await self._db.driver_fetch(driver_sql.START.text(self._db.is_sqlite), params, write=True):
                 return False
             self._notifier.hub.wake(CONTROL_CHANNEL, execution_id)
             return True
         async with self._db.begin() as tx:
-            started = (await tx.conn.execute(text(driver_sql.START.sqlite), {"id": execution_id})).first()
+            started = (await tx.conn.execute(text(driver_sql.START.sqlite), params)).first()
             if started is not None:
                 await self._notifier.notify(tx, CONTROL_CHANNEL, execution_id)
         return started is not None
