@@ -14,6 +14,7 @@ from chaingraph_executor.backends.sql.executions import execution_from, to_contr
 from chaingraph_executor.backends.sql.tables import events, executions
 from chaingraph_executor.domain.events import ErrorInfo, created_event, event
 from chaingraph_executor.domain.execution import Execution, ExecutionStatus
+from chaingraph_executor.errors import Conflict
 from chaingraph_executor.ports import Control, StatusChange
 
 CREATED = datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
@@ -68,6 +69,35 @@ async def test_get_reads_what_sqlalchemy_reads(sql_url: str) -> None:
         assert fast == ex
         assert fast.created_at.tzinfo is UTC
         assert await backend.executions.get("x-missing") is None
+
+
+@pytest.mark.asyncio
+async def test_create_writes_what_sqlalchemy_reads(sql_url: str) -> None:
+    async with SqlBackend(sql_url) as backend:
+        ex = _execution("x-new")
+        created = created_event(
+            execution_id=ex.id,
+            flow_id="f",
+            flow_metadata={"name": "ünïcode", "at": CREATED},
+            owner_id="o",
+            root_execution_id=ex.id,
+            parent_execution_id=None,
+            execution_depth=0,
+        )
+        waiting = Control(state="wait", reason="r", breakpoints=("a", "b"), step_seq=2, version=4)
+        await backend.executions.create(ex, created, control=waiting)
+        async with backend.db.connect() as conn:
+            row = (await conn.execute(select(executions).where(executions.c.id == ex.id))).first()
+            stored = (await conn.execute(select(events).where(events.c.execution_id == ex.id))).all()
+        assert row is not None
+        assert to_execution(row) == ex
+        assert to_control(cast(Any, row._mapping)) == waiting
+        assert [(r.seq, r.type) for r in stored] == [(0, "execution:created")]
+        [read] = await backend.events.read(ex.id, 0, limit=10)
+        assert (read.index, read.type, read.data) == (-1, created.type, created.data)
+        with pytest.raises(Conflict):  # the same id again: nothing written
+            await backend.executions.create(ex, created)
+        assert len(await backend.events.read(ex.id, 0, limit=10)) == 1
 
 
 @pytest.mark.asyncio

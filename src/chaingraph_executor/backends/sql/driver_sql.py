@@ -64,6 +64,36 @@ START = Statement(
 PG_START = f"WITH upd AS ({START.postgresql}) SELECT upd.id, pg_notify(%(channel)s, %(payload)s) FROM upd"
 
 
+# PostgreSQL: a new execution row and its `execution:created` event, as one statement
+_JSONB_COLUMNS = frozenset({"options", "integration", "external_events", "outputs", "control_breakpoints"})
+PG_CREATE = (
+    f"WITH ex AS (INSERT INTO chaingraph_executions ({_ALL}) VALUES ("
+    + ", ".join(f"CAST(%({c})s AS jsonb)" if c in _JSONB_COLUMNS else f"%({c})s" for c in EXECUTION_COLUMNS)
+    + ") RETURNING id)"
+    " INSERT INTO chaingraph_events (execution_id, seq, type, ts, data)"
+    " SELECT ex.id, u.s, u.t, u.ts, COALESCE(u.ds, u.d::text) FROM ex,"
+    " json_to_recordset(CAST(%(batch)s AS json)) AS u(s integer, t text, ts timestamptz, d json, ds text)"
+)
+
+
+def pg_create_params(values: Mapping[str, Any], batch: str) -> dict[str, Any]:
+    """``PG_CREATE``'s parameters from every column's value (as for SQLAlchemy's ``insert``) and the
+    event batch (``codec.pg_batch``): the values the column types would bind."""
+    params: dict[str, Any] = {"batch": batch}
+    for name in EXECUTION_COLUMNS:
+        value = values[name]
+        if value is not None and name in _JSONB_COLUMNS:
+            value = json.dumps(to_json_safe(value))
+        elif value is not None and name in _TIME_COLUMNS:
+            value = as_utc(value)
+        params[name] = value
+    return params
+
+
+FLOW_COLUMNS = ("data", "owner_id", "version", "created_at", "updated_at")
+GET_FLOW = Statement(f"SELECT {', '.join(FLOW_COLUMNS)} FROM chaingraph_flows WHERE id = :id")
+
+
 def sqlite_time(value: datetime) -> str:
     """A timestamp as SQLAlchemy's ``DateTime`` stores it on SQLite: naive UTC text."""
     return as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -48,10 +48,15 @@ _PG_INSERT = text(
 
 
 async def insert_events(
-    tx: Transaction, notifier: Notifier, execution_id: str, batch: Sequence[ExecutionEvent]
+    tx: Transaction,
+    notifier: Notifier,
+    execution_id: str,
+    batch: Sequence[ExecutionEvent],
+    *,
+    notify: bool = True,
 ) -> None:
-    """Insert a batch inside ``tx`` (one statement) and notify once; the caller maps
-    ``IntegrityError`` (a seq already stored) to ``Conflict``."""
+    """Insert a batch inside ``tx`` (one statement) and notify once (unless ``notify`` is false);
+    the caller maps ``IntegrityError`` (a seq already stored) to ``Conflict``."""
     if not batch:
         return
     if tx.conn.dialect.name == "postgresql":
@@ -67,8 +72,9 @@ async def insert_events(
             await driver.executemany(_SQLITE_INSERT, sqlite_rows(execution_id, batch))
         except sqlite3.IntegrityError as error:
             raise exc.IntegrityError(_SQLITE_INSERT, None, error) from error
-    last = max(ev.index for ev in batch) + 1
-    await notifier.notify(tx, EVENTS_CHANNEL, execution_id, str(last))
+    if notify:
+        last = max(ev.index for ev in batch) + 1
+        await notifier.notify(tx, EVENTS_CHANNEL, execution_id, str(last))
 
 
 _SQLITE_INSERT = "INSERT INTO chaingraph_events (execution_id, seq, type, ts, data) VALUES (?, ?, ?, ?, ?)"

@@ -172,17 +172,21 @@ class SqlExecutionStore:
         also: InTransaction | None = None,
         control: Control | None = None,
     ) -> None:
+        # No wake-up: nobody can be waiting for the events of an execution that does not exist yet.
         first = replace(created, index=-1)  # execution:created is always seq 0
-        values = execution_values(execution)
-        if control is not None:
-            values |= control_values(control)
+        values = execution_values(execution) | control_values(control or Control())
         try:
             async with self._db.begin() as tx:
-                await tx.conn.execute(insert(executions).values(**values))
-                await insert_events(tx, self._notifier, execution.id, [first])
+                if self._pg_fast_path:  # the row and its event: one statement
+                    driver: Any = (await tx.conn.get_raw_connection()).driver_connection
+                    params = driver_sql.pg_create_params(values, pg_batch([first]))
+                    await driver.execute(driver_sql.PG_CREATE, params, prepare=True)
+                else:
+                    await tx.conn.execute(insert(executions).values(**values))
+                    await insert_events(tx, self._notifier, execution.id, [first], notify=False)
                 if also is not None:
                     await also(tx.conn)
-        except exc.IntegrityError:
+        except (exc.IntegrityError, psycopg.errors.UniqueViolation):
             raise Conflict(f"execution {execution.id} already exists", execution_id=execution.id) from None
 
     async def get(self, execution_id: str) -> Execution | None:

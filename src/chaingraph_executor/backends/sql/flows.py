@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exc, insert, or_, select, update
 
 from chaingraph_executor.backends.common import decode_cursor, encode_cursor
+from chaingraph_executor.backends.sql import driver_sql
 from chaingraph_executor.backends.sql.database import Database
 from chaingraph_executor.backends.sql.tables import flow_versions, flows
 from chaingraph_executor.domain.flow import Flow
@@ -90,19 +91,25 @@ class SqlFlowStore:
             flow=stored, owner_id=owner_id, version=version, created_at=created_at, updated_at=now
         )
 
+    async def _current(self, flow_id: str) -> StoredFlow | None:
+        # every `create` reads its flow: one statement on the driver
+        sqlite = self._db.is_sqlite
+        rows = await self._db.driver_fetch(driver_sql.GET_FLOW.text(sqlite), {"id": flow_id})
+        if not rows:
+            return None
+        found = driver_sql.decode(driver_sql.FLOW_COLUMNS, rows[0], sqlite)
+        return StoredFlow(
+            flow=self._load(found["data"]),
+            owner_id=found["owner_id"],
+            version=found["version"],
+            created_at=found["created_at"],
+            updated_at=found["updated_at"],
+        )
+
     async def get(self, flow_id: str, version: int | None = None) -> StoredFlow | None:
+        if version is None:
+            return await self._current(flow_id)
         async with self._db.connect() as conn:
-            if version is None:
-                row = (await conn.execute(select(flows).where(flows.c.id == flow_id))).first()
-                if row is None:
-                    return None
-                return StoredFlow(
-                    flow=self._load(row.data),
-                    owner_id=row.owner_id,
-                    version=row.version,
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                )
             stmt = (
                 select(flows.c.owner_id, flows.c.created_at, flow_versions.c.data, flow_versions.c.created_at)
                 .join(flow_versions, flow_versions.c.flow_id == flows.c.id)
