@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -88,6 +88,7 @@ class EventWriter:
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self._on_batch = on_batch
+        self._holding = False
         self.written = 0
 
     def add(self, ev: ExecutionEvent) -> None:
@@ -99,7 +100,7 @@ class EventWriter:
 
     async def _flush_loop(self) -> None:
         try:
-            while self._buffer:
+            while self._buffer and not self._holding:
                 batch = self._buffer[: self._max_batch]
                 if self._on_batch is not None:
                     await self._on_batch(batch)
@@ -132,7 +133,29 @@ class EventWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def hold(self) -> None:
+        """Start no further write: what is buffered from now on is for :meth:`take_rest`."""
+        self._holding = True
+
+    async def take_rest(self) -> list[ExecutionEvent]:
+        """Let the write in flight finish, then hand over what is still buffered instead of writing
+        it (the caller writes it with the terminal event: one statement less). Pause and resume
+        events are written here as usual (their status change comes first)."""
+        self.hold()
+        while self._task is not None:
+            await asyncio.shield(self._task)
+        if self._error is not None:
+            raise self._error
+        rest, self._buffer = self._buffer, []
+        if any(ev.type in (EventType.FLOW_PAUSED, EventType.FLOW_RESUMED) for ev in rest):
+            self._buffer = rest
+            await self.flush()
+            return []
+        return rest
+
     async def flush(self) -> None:
+        """Write everything buffered (also after :meth:`hold`)."""
+        self._holding = False
         if self._error is not None:
             raise self._error
         while self._task is not None or self._buffer:
@@ -292,7 +315,8 @@ async def execute(
             outcome = run.to_json()
             if not outcome["children"]:
                 last = await controls.current()
-                return {"finished": await finish(ports, execution_id, outcome, outcome["next_index"], last)}
+                status = await finish(ports, execution_id, outcome, run.next_index, last, tail=run.tail)
+                return {"finished": status}
             return outcome
 
 
@@ -311,6 +335,9 @@ class RunOutcome:
     terminal: dict[str, Any]  # the held-back terminal event (JSON form)
     next_index: int
     children: list[dict[str, str]]  # [{"id":..., "eventName":...}]
+    # events not yet written, to be written with the terminal event (only without children: the
+    # outcome of a parent is checkpointed, and its events are all written before that)
+    tail: list[ExecutionEvent] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -434,6 +461,8 @@ async def run_flow(
     def sink(ev: ExecutionEvent) -> None:
         if ev.type in TERMINAL_EVENT_VALUES:
             held.append(ev)
+            if not children:
+                writer.hold()  # the rest goes with the terminal event (see below)
         else:
             writer.add(ev)
 
@@ -494,6 +523,8 @@ async def run_flow(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watcher
+    # Without children the terminal event follows at once: what is still buffered goes with it.
+    tail = await writer.take_rest() if not children else []
     await writer.flush()
     terminal = held[-1]
     return RunOutcome(
@@ -504,6 +535,7 @@ async def run_flow(
         terminal=event_to_json(terminal),
         next_index=terminal.index,
         children=children,
+        tail=tail,
     )
 
 
@@ -577,11 +609,18 @@ async def append_idempotent(ports: Ports, execution_id: str, events: Sequence[Ex
 
 
 async def finish(
-    ports: Ports, execution_id: str, outcome: dict[str, Any], index: int, control: Control | None = None
+    ports: Ports,
+    execution_id: str,
+    outcome: dict[str, Any],
+    index: int,
+    control: Control | None = None,
+    *,
+    tail: Sequence[ExecutionEvent] = (),
 ) -> str:
-    """Write the terminal status and the terminal event together (a stop request wins).
-    ``control``: the control state as the caller's live watch has it (else it is read here); a stop
-    written in the instant the flow ended but not yet signalled then loses: the flow ended first."""
+    """Write the terminal status and the terminal event together (a stop request wins), after the
+    run's ``tail`` (events not yet written). ``control``: the control state as the caller's live
+    watch has it (else it is read here); a stop written in the instant the flow ended but not yet
+    signalled then loses: the flow ended first."""
     control = control or await ports.executions.get_control(execution_id)
     terminal = event_from_json(outcome["terminal"])
     terminal.index = index
@@ -603,7 +642,7 @@ async def finish(
         error_node_id=outcome.get("error_node_id"),
         outputs=outcome.get("outputs") or None,
     )
-    done = await ports.executions.finish(execution_id, change, [terminal])
+    done = await ports.executions.finish(execution_id, change, [*tail, terminal])
     if done is None:
         current = await ports.executions.get(execution_id)
         return current.status.value if current else "missing"
