@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from chaingraph_executor.backends.sql import SqlBackend
 from chaingraph_executor.backends.sql.codec import decode_data, encode_data
-from chaingraph_executor.domain.events import ErrorInfo, from_json_safe, to_json_safe
+from chaingraph_executor.backends.sql.tables import events
+from chaingraph_executor.domain.events import ErrorInfo, event, from_json_safe, to_json_safe
 
 STAMP = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -45,3 +48,25 @@ def test_same_text_and_same_values_as_the_domain_codec(payload: dict[str, Any]) 
 def test_non_string_keys_fall_back_to_the_domain_codec() -> None:
     payload = {1: "one", (2, 3): "tuple key"}
     assert decode_data(encode_data(payload)) == {"1": "one", "(2, 3)": "tuple key"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mixed", [False, True], ids=["strict-batch", "batch-with-nan"])
+async def test_an_appended_batch_stores_each_payload_as_encode_data_does(sql_url: str, mixed: bool) -> None:
+    """A whole batch is encoded at once on PostgreSQL; one payload the C encoder refuses (NaN)
+    makes the batch fall back to event-by-event encoding. Either way each stored text is exactly
+    ``encode_data`` of its payload, and reads give the payloads back."""
+    payloads = [p for p in PAYLOADS if "nan" not in p and not any(isinstance(k, tuple) for k in p)]
+    if mixed:
+        payloads.insert(1, {"nan": float("nan")})
+    async with SqlBackend(sql_url) as backend:
+        eid = "codec-mixed" if mixed else "codec-strict"
+        await backend.events.append(eid, [event(i, "node:completed", p) for i, p in enumerate(payloads)])
+        async with backend.db.connect() as conn:
+            query = select(events.c.data).where(events.c.execution_id == eid).order_by(events.c.seq)
+            stored = (await conn.execute(query)).scalars().all()
+        assert list(stored) == [encode_data(p) for p in payloads]
+        read = await backend.events.read(eid, 0, limit=100)
+        assert [e.data for e in read if "nan" not in e.data] == [
+            decode_data(encode_data(p)) for p in payloads if "nan" not in p
+        ]

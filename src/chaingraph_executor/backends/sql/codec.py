@@ -63,23 +63,30 @@ def decode_data(text: str) -> dict[str, Any]:
 
 
 _json_str = json.JSONEncoder(ensure_ascii=False).encode
-_type_json: dict[str, str] = {}
 
 
 def pg_batch(batch: Sequence[ExecutionEvent]) -> str:
     """A batch as one JSON array for PostgreSQL's ``json_to_recordset``: ``s`` seq, ``t`` type,
     ``ts`` timestamp, and the payload as JSON (``d``) or, when it is not strict JSON, as a JSON
     string of its text (``ds``). A ``json`` value keeps its text verbatim, so ``d::text`` is
-    exactly ``encode_data(payload)``."""
+    exactly ``encode_data(payload)``. One call of the C encoder for the whole batch; a batch with
+    a payload it refuses (NaN, odd keys) is built event by event."""
+    try:
+        return _ENCODER.encode(
+            [
+                {"s": ev.index + 1, "t": ev.type, "ts": as_utc(ev.timestamp).isoformat(), "d": ev.data}
+                for ev in batch
+            ]
+        )
+    except (TypeError, ValueError):
+        return _pg_batch_by_event(batch)
+
+
+def _pg_batch_by_event(batch: Sequence[ExecutionEvent]) -> str:
     parts = []
     for ev in batch:
         data, strict = _encode_strict(ev.data)
         body = f'"d":{data}' if strict else f'"ds":{_json_str(data)}'
-        type_json = _type_json.get(ev.type)
-        if type_json is None:
-            type_json = _json_str(ev.type)
-            if len(_type_json) < 1000:
-                _type_json[ev.type] = type_json
         stamp = as_utc(ev.timestamp).isoformat()
-        parts.append(f'{{"s":{ev.index + 1},"t":{type_json},"ts":"{stamp}",{body}}}')
+        parts.append(f'{{"s":{ev.index + 1},"t":{_json_str(ev.type)},"ts":"{stamp}",{body}}}')
     return "[" + ",".join(parts) + "]"
