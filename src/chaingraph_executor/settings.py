@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     queue_poll_s: float = Field(0.05, gt=0, description="DBOS queue polling interval (fallback only)")
     control_poll_s: float = Field(1.0, gt=0, description="control channel poll fallback")
     event_poll_s: float = Field(1.0, gt=0, description="event subscription poll fallback")
-    event_batch_size: int = Field(500, ge=1, description="events written per transaction at most")
+    event_batch_size: int = Field(2000, ge=1, description="events written per transaction at most")
     max_depth: int = Field(100, ge=1, le=100, description="deepest allowed child execution")
     max_request_bytes: int = Field(1_048_576, ge=1024, description="largest accepted HTTP body")
     max_batch_size: int = Field(50, ge=1, description="most calls in one HTTP batch")

@@ -65,7 +65,7 @@ class Ports:
     events: EventLog
     registry: NodeRegistry
     max_depth: int = 100
-    event_batch_size: int = 500
+    event_batch_size: int = 2000
     services: dict[str, Any] | None = None
 
 
@@ -78,7 +78,7 @@ class EventWriter:
         events: EventLog,
         execution_id: str,
         *,
-        max_batch: int = 500,
+        max_batch: int = 2000,
         on_batch: Callable[[list[ExecutionEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self._log = events
