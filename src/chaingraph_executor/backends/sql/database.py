@@ -1,8 +1,11 @@
 """The database handle: URL normalisation, the SQLAlchemy ``AsyncEngine`` and its tuning for
 SQLite (WAL, busy timeout, foreign keys, ``BEGIN IMMEDIATE`` for writes) and PostgreSQL (a sized
-pool, autocommit reads), plus write transactions with after-commit callbacks. On PostgreSQL the
-hot one-statement paths take their connections from a second, driver-level pool (psycopg_pool)
-of autocommit connections: a SQLAlchemy checkout costs more CPU than the statement itself."""
+pool, autocommit reads), plus write transactions with after-commit callbacks.
+
+The hot one-statement paths bypass SQLAlchemy's pool, whose checkout costs more CPU than the
+statement itself: on PostgreSQL they take autocommit connections from a driver-level pool
+(psycopg_pool); on SQLite they share one autocommit aiosqlite connection (its thread runs their
+statements one after another)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import aiosqlite
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import URL, event, exc, make_url
@@ -113,6 +117,8 @@ class Database:
         self._driver_pool_size = driver_pool_size
         self._driver_pool: AsyncConnectionPool[Any] | None = None
         self._driver_pool_opened = False
+        self._sqlite_driver: aiosqlite.Connection | None = None
+        self._sqlite_driver_lock = asyncio.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -182,6 +188,9 @@ class Database:
             self._driver_pool_opened = False
 
     async def close(self) -> None:
+        sqlite_driver, self._sqlite_driver = self._sqlite_driver, None
+        if sqlite_driver is not None:
+            await sqlite_driver.close()
         pool, self._driver_pool = self._driver_pool, None
         if pool is not None and self._driver_pool_opened:
             await pool.close()
@@ -199,10 +208,8 @@ class Database:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-                cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA synchronous = NORMAL")
-                cursor.execute("PRAGMA foreign_keys = ON")
+                for pragma in _sqlite_pragmas(busy_timeout_ms):
+                    cursor.execute(pragma)
             finally:
                 cursor.close()
 
@@ -270,12 +277,28 @@ class Database:
             async with self.driver_connection() as driver, driver.cursor() as cur:
                 await cur.execute(sql, params, prepare=True)
                 return list(await cur.fetchall()) if cur.description is not None else []
-        async with self.single_write() if write else self.connect() as conn:
-            raw: Any = (await conn.get_raw_connection()).driver_connection
+        driver = await self.sqlite_driver()
+        async with self._writer_turn() if write else contextlib.nullcontext():
             try:
-                return list(await raw.execute_fetchall(sql, params))
+                return list(await driver.execute_fetchall(sql, params))
             except sqlite3.OperationalError as error:
                 raise BackendUnavailable(f"database unavailable: {error}") from error
+
+    async def sqlite_driver(self) -> aiosqlite.Connection:
+        """The shared autocommit aiosqlite connection of the hot paths (SQLite only; opened on
+        first use). Its statements run one at a time on its thread; writers still queue on the
+        process's writer lock (``driver_fetch(write=True)``)."""
+        if self._sqlite_driver is None:
+            path = sqlite_path(self.url)
+            if path is None or self._engine is None:
+                raise RuntimeError("Database is not open (or not a SQLite file)")
+            async with self._sqlite_driver_lock:
+                if self._sqlite_driver is None:
+                    conn = await aiosqlite.connect(path, isolation_level=None)
+                    for pragma in _sqlite_pragmas(int(self._busy_timeout_ms)):
+                        await conn.execute(pragma)
+                    self._sqlite_driver = conn
+        return self._sqlite_driver
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -288,6 +311,15 @@ class Database:
                 yield conn
         except (exc.OperationalError, exc.InterfaceError) as error:
             raise _unavailable(error) from error
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> tuple[str, ...]:
+    return (
+        f"PRAGMA busy_timeout = {busy_timeout_ms}",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        "PRAGMA foreign_keys = ON",
+    )
 
 
 def _unavailable(error: exc.DBAPIError) -> BackendUnavailable:

@@ -288,9 +288,8 @@ class SqlEventLog:
             params = (*ordered, execution_id, from_seq, upper, *ordered, execution_id, upper)
         else:
             data = "NULL"
-        async with self._db.connect() as conn:
-            driver: Any = (await conn.get_raw_connection()).driver_connection
-            rows = await driver.execute_fetchall(_sqlite_read_query(data), params)
+        driver = await self._db.sqlite_driver()
+        rows = await driver.execute_fetchall(_sqlite_read_query(data), params)
         parse = datetime.fromisoformat
         return [(seq, type_, parse(ts), value) for seq, type_, ts, value in rows]
 
