@@ -113,7 +113,8 @@ class ExecutionService:
         created = created_event(
             execution_id=execution_id,
             flow_id=flow_id,
-            flow_metadata=stored.flow.to_json().get("metadata", {}) | {"id": flow_id},
+            flow_metadata=stored.flow.metadata.model_dump(mode="json", by_alias=True, exclude_none=True)
+            | {"id": flow_id},
             owner_id=stored.owner_id,
             root_execution_id=execution_id,
             parent_execution_id=None,
