@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from typing import Any
 
 import aiosqlite
 import psycopg
+from psycopg.pq import ExecStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -120,11 +122,11 @@ class Database:
         self._sqlite_driver: aiosqlite.Connection | None = None
         self._sqlite_driver_lock = asyncio.Lock()
 
-    @property
+    @functools.cached_property
     def is_sqlite(self) -> bool:
         return is_sqlite(self.url)
 
-    @property
+    @functools.cached_property
     def dialect(self) -> str:
         return self.url.get_backend_name()
 
@@ -276,7 +278,8 @@ class Database:
         if not self.is_sqlite:
             async with self.driver_connection() as driver, driver.cursor() as cur:
                 await cur.execute(sql, params, prepare=True)
-                return list(await cur.fetchall()) if cur.description is not None else []
+                result = cur.pgresult  # (cheaper than building cur.description)
+                return list(await cur.fetchall()) if result and result.status == TUPLES_OK else []
         driver = await self.sqlite_driver()
         async with self._writer_turn() if write else contextlib.nullcontext():
             try:
@@ -311,6 +314,9 @@ class Database:
                 yield conn
         except (exc.OperationalError, exc.InterfaceError) as error:
             raise _unavailable(error) from error
+
+
+TUPLES_OK = ExecStatus.TUPLES_OK
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> tuple[str, ...]:
