@@ -23,6 +23,7 @@ from chaingraph_executor.backends.dbos.runtime import (
     migrate_system_database,
 )
 from chaingraph_executor.backends.sql import SqlBackend
+from chaingraph_executor.backends.subscription import CONTROL_CHANNEL, EVENTS_CHANNEL
 from chaingraph_executor.engine.library import builtin_registry
 from chaingraph_executor.engine.nodes import NodeRegistry
 from chaingraph_executor.services.auth import AuthService
@@ -35,6 +36,14 @@ log = logging.getLogger(__name__)
 
 
 NODE_ENTRY_POINT_GROUP = "chaingraph.nodes"
+
+#: The wake-up channels each role waits on (PostgreSQL delivers every NOTIFY to every process
+#: listening on its channel): the API serves event subscriptions, a worker watches control states.
+LISTENS: dict[str, tuple[str, ...]] = {
+    "embedded": (EVENTS_CHANNEL, CONTROL_CHANNEL),
+    "api": (EVENTS_CHANNEL,),
+    "worker": (CONTROL_CHANNEL,),
+}
 
 
 def build_registry(settings: Settings) -> NodeRegistry:
@@ -88,6 +97,7 @@ async def build_services(settings: Settings, role: Mode | None = None) -> AsyncI
                 driver_pool_size=settings.db_driver_pool_size,
                 poll_interval_s=settings.event_poll_s,
                 control_poll_interval_s=settings.control_poll_s,
+                listen_channels=LISTENS[role],
             )
         )
         await asyncio.to_thread(migrate_system_database, sys_url)

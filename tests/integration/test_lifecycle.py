@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from chaingraph_executor.backends.dbos.runtime import DbosDispatcher
+from chaingraph_executor.backends.sql import SqlBackend
+from chaingraph_executor.backends.sql.notify import PgNotifier
+from chaingraph_executor.backends.subscription import CONTROL_CHANNEL, EVENTS_CHANNEL
 from chaingraph_executor.bootstrap import Services, build_services
-from chaingraph_executor.domain.events import ExecutionEvent, created_event
+from chaingraph_executor.domain.events import ExecutionEvent, created_event, event
 from chaingraph_executor.domain.execution import Execution, ExecutionOptions, ExecutionStatus
 from chaingraph_executor.errors import ExecutionNotFound, InvalidState
 from chaingraph_executor.ports import StatusChange
@@ -352,3 +355,53 @@ async def test_an_execution_left_without_its_workflow_is_enqueued_at_startup(tmp
         await wait_for(sv, "orphan-1", "flow:completed")
         assert (await sv.executions.details(P, "orphan-1")).outputs == {"b": {"result": 13}}
         await sv.executions.stop(P, fresh)
+
+
+@pytest.mark.postgres
+async def test_api_and_worker_processes_listen_on_what_they_wait_for(tmp_path: Path, pg_url: str) -> None:
+    """An API process is woken for events (its subscriptions), a worker for control changes (its
+    runs); neither hears the other channel. The long polls make a missed wake-up fail the test."""
+    settings = Settings(data_dir=tmp_path, database_url=pg_url, event_poll_s=30, control_poll_s=30)
+    async with SqlBackend(pg_url) as other:
+        ex = await _stored_execution(other)
+        async with build_services(settings, "api") as api:
+            assert isinstance(api.backend.notifier, PgNotifier)
+            assert api.backend.notifier.channels == (EVENTS_CHANNEL,)
+            async with api.executions.subscribe(P, ex.id, from_index=1, batch_timeout_ms=0) as batches:
+                await other.events.append(ex.id, [event(0, "flow:started", {})])
+                batch = await asyncio.wait_for(anext(batches), 5)
+            assert [e.type for e in batch] == ["flow:started"]
+        async with build_services(
+            settings.model_copy(update={"executor_id": "listen-w"}), "worker"
+        ) as worker:
+            assert isinstance(worker.backend.notifier, PgNotifier)
+            assert worker.backend.notifier.channels == (CONTROL_CHANNEL,)
+            async with worker.backend.executions.watch_control(ex.id) as controls:
+                await other.executions.update_control(ex.id, state="pause")
+                changed = await controls.changed(5)
+            assert changed is not None and changed.state == "pause"
+
+
+async def _stored_execution(backend: SqlBackend) -> Execution:
+    now = datetime.now(UTC)
+    eid = f"EXlisten{now.timestamp():.0f}"
+    ex = Execution(
+        id=eid,
+        flow_id=CHAIN["id"],
+        owner_id=P.user_id,
+        status=ExecutionStatus.CREATED,
+        created_at=now,
+        updated_at=now,
+        root_execution_id=eid,
+    )
+    created = created_event(
+        execution_id=eid,
+        flow_id=ex.flow_id,
+        flow_metadata={},
+        owner_id=ex.owner_id,
+        root_execution_id=eid,
+        parent_execution_id=None,
+        execution_depth=0,
+    )
+    await backend.executions.create(ex, created)
+    return ex

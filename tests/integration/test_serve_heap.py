@@ -35,7 +35,9 @@ async def test_serve_freezes_the_startup_heap_once_it_listens(tmp_path: Path) ->
         assert frozen > 10_000, frozen
         assert "listening on http://" in announced[0]
         gc.collect()
-        assert gc.get_freeze_count() == frozen  # a collection leaves the frozen heap alone
+        # a collection leaves the frozen heap alone (a frozen object only leaves it when reference
+        # counting frees it, as a few startup objects do while the service runs)
+        assert gc.get_freeze_count() > frozen * 0.9
         assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         task.cancel()

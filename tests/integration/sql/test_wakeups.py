@@ -18,7 +18,7 @@ from chaingraph_executor.backends.sql.database import Database
 from chaingraph_executor.backends.sql.events import SqlEventLog
 from chaingraph_executor.backends.sql.notify import LocalNotifier, PgNotifier
 from chaingraph_executor.backends.sql.tables import events
-from chaingraph_executor.backends.subscription import EVENTS_CHANNEL
+from chaingraph_executor.backends.subscription import CONTROL_CHANNEL, EVENTS_CHANNEL
 from chaingraph_executor.domain.events import ExecutionEvent
 from chaingraph_executor.errors import BackendUnavailable
 
@@ -157,3 +157,21 @@ async def test_the_listener_gives_up_when_the_database_never_answers(pg_admin_ur
     with pytest.raises(BackendUnavailable, match="cannot LISTEN"):
         async with PgNotifier(bad, connect_timeout_s=1.0):
             pass
+
+
+@pytest.mark.postgres
+async def test_a_notifier_listens_only_on_its_channels(pg_url: str) -> None:
+    async with PgNotifier(pg_url, channels=(CONTROL_CHANNEL,)) as notifier, Database(pg_url) as db:
+        with pytest.raises(RuntimeError, match="does not listen on chaingraph_events"):
+            notifier.waiter(EVENTS_CHANNEL, "EX1")
+        heard: list[tuple[str, str]] = []
+        wake = notifier.hub.wake
+        notifier.hub.wake = lambda channel, key: (heard.append((channel, key)), wake(channel, key))  # type: ignore[method-assign]
+        with notifier.waiter(CONTROL_CHANNEL, "EX1") as control:
+            async with db.begin() as tx:
+                await notifier.notify(tx, EVENTS_CHANNEL, "EX1", "5")  # not delivered to this process
+                await notifier.notify(tx, CONTROL_CHANNEL, "EX1")
+            assert await control.wait(3)
+        assert heard == [(CONTROL_CHANNEL, "EX1")]
+    with pytest.raises(ValueError, match="channels must be"):
+        PgNotifier(pg_url, channels=("other",))

@@ -3,6 +3,7 @@ and the notifier and builds every store on them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 
 from sqlalchemy import URL
@@ -12,7 +13,7 @@ from chaingraph_executor.backends.sql.events import SqlEventLog
 from chaingraph_executor.backends.sql.executions import SqlExecutionStore
 from chaingraph_executor.backends.sql.flows import SqlFlowStore
 from chaingraph_executor.backends.sql.migrate import migrate, schema_status
-from chaingraph_executor.backends.sql.notify import LocalNotifier, Notifier, PgNotifier
+from chaingraph_executor.backends.sql.notify import CHANNELS, LocalNotifier, Notifier, PgNotifier
 from chaingraph_executor.backends.sql.users import SqlUserStore
 from chaingraph_executor.backends.sql.workers import SqlWorkerRegistry
 from chaingraph_executor.backends.subscription import DEFAULT_POLL_INTERVAL_S
@@ -39,6 +40,7 @@ class SqlBackend:
 
     ``listen``: wake-ups through PostgreSQL LISTEN/NOTIFY (across processes); default on
     PostgreSQL. On SQLite (or with ``listen=False``) wake-ups stay in this process.
+    ``listen_channels``: the channels this process waits on (default both: events and control).
     ``migrate``: upgrade the schema on entry.
     """
 
@@ -52,6 +54,7 @@ class SqlBackend:
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         control_poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         listen: bool | None = None,
+        listen_channels: Sequence[str] = CHANNELS,
         migrate: bool = False,
     ) -> None:
         self.url = normalize_url(url)
@@ -59,7 +62,9 @@ class SqlBackend:
             self.url, pool_size=pool_size, max_overflow=max_overflow, driver_pool_size=driver_pool_size
         )
         use_listener = not self.db.is_sqlite and listen is not False
-        self.notifier: Notifier = PgNotifier(self.url) if use_listener else LocalNotifier()
+        self.notifier: Notifier = (
+            PgNotifier(self.url, channels=listen_channels) if use_listener else LocalNotifier()
+        )
         self._migrate = migrate
         self.flows = SqlFlowStore(self.db)
         self.executions = SqlExecutionStore(

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Protocol
@@ -98,12 +99,17 @@ class LocalNotifier:
 
 
 class PgNotifier:
-    """LISTEN/NOTIFY wake-ups across processes; ready (LISTEN issued) when ``__aenter__`` returns."""
+    """LISTEN/NOTIFY wake-ups across processes; ready (LISTEN issued) when ``__aenter__`` returns.
+
+    ``channels``: what this process waits for. Every NOTIFY goes to every process listening on its
+    channel, so a process listens only on what it has waiters for (an API process on events, a
+    worker on control); a waiter on any other channel is refused."""
 
     def __init__(
         self,
         url: str | URL,
         *,
+        channels: Sequence[str] = CHANNELS,
         hub: WakeupHub | None = None,
         probe_interval_s: float = 10.0,
         probe_timeout_s: float = 5.0,
@@ -111,6 +117,10 @@ class PgNotifier:
         backoff_initial_s: float = 0.05,
         backoff_max_s: float = 5.0,
     ) -> None:
+        unknown = set(channels) - set(CHANNELS)
+        if unknown or not channels:
+            raise ValueError(f"channels must be some of {', '.join(CHANNELS)} (got {sorted(channels)})")
+        self.channels = tuple(dict.fromkeys(channels))
         self.hub = hub or WakeupHub()
         self._conninfo = libpq_url(url)
         self._probe_interval_s = probe_interval_s
@@ -183,6 +193,10 @@ class PgNotifier:
     # -- sending -------------------------------------------------------------------------
 
     def waiter(self, channel: str, key: str) -> AbstractContextManager[Waiter]:
+        if channel not in self.channels:
+            raise RuntimeError(
+                f"this process does not listen on {channel} (it listens on {', '.join(self.channels)})"
+            )
         return self.hub.waiter(channel, key)
 
     async def notify(self, tx: Transaction, channel: str, key: str, extra: str | None = None) -> None:
@@ -220,7 +234,7 @@ class PgNotifier:
             keepalives_count=3,
         )
         async with conn:
-            for channel in CHANNELS:
+            for channel in self.channels:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             self._sessions += 1
             self._backend_pid = conn.info.backend_pid
