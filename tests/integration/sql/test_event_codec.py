@@ -29,6 +29,8 @@ PAYLOADS: list[dict[str, Any]] = [
     {"unicode": 'héllo ☃ \u2028 "q" \\ \n', "big": 2**70, "neg": -0.0},
     {"object": object.__new__(type("Opaque", (), {"__repr__": lambda self: "<opaque>"}))},
     {"__date__": "looks like a marker but has a sibling", "x": 1},
+    {"ints": [2**53 + 1, -(2**63), 2**63 - 1, 10**18 - 1], "digits": "12345678901234567890123"},
+    {"floats": [0.1, 1e-7, 1.2345678901234567e29, -0.0, 5e-324], "plain": True},
     {"nan": float("nan")},
 ]
 

@@ -1,13 +1,17 @@
-"""The stored form of event payloads: ``to_json_safe``/``from_json_safe`` done by the C JSON
-encoder and decoder (same text, same values, several times faster), and the one-parameter batch
-document of PostgreSQL appends."""
+"""The stored form of event payloads: ``to_json_safe``/``from_json_safe`` done by C JSON code
+(same text, same values, several times faster): the standard library's encoder writes, orjson
+reads plain payloads (the standard decoder reads the rest), and the one-parameter batch document
+of PostgreSQL appends."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from chaingraph_executor.backends.common import as_utc
 from chaingraph_executor.domain.events import ErrorInfo, ExecutionEvent, to_json_safe
@@ -56,12 +60,23 @@ def encode_data(data: dict[str, Any]) -> str:
 
 
 def decode_data(text: str) -> dict[str, Any]:
-    """Stored JSON text → event payload (``from_json_safe(json.loads(text))``, done by the C decoder)."""
+    """Stored JSON text → event payload (``from_json_safe(json.loads(text))``, done by C decoders)."""
     # the object hook costs a Python call per JSON object: only pay it when a marker is present
     # (raw_decode: the text is our own compact JSON, no surrounding whitespace to skip)
-    hooked = '"__date__"' in text or '"__error__"' in text
-    value = (_DECODER if hooked else _PLAIN_DECODER).raw_decode(text)[0]
+    if '"__date__"' in text or '"__error__"' in text:
+        value = _DECODER.raw_decode(text)[0]
+    elif _LONG_DIGITS.search(text) is None:
+        try:
+            value = orjson.loads(text)  # about twice as fast as the standard decoder
+        except orjson.JSONDecodeError:  # NaN or Infinity (Python's JSON, see _encode_strict)
+            value = _PLAIN_DECODER.raw_decode(text)[0]
+    else:  # orjson reads integers beyond 64 bits as floats: the standard decoder keeps them exact
+        value = _PLAIN_DECODER.raw_decode(text)[0]
     return value if isinstance(value, dict) else {"value": value}
+
+
+# 19 or more digits in a row: maybe an integer beyond 64 bits (floats are written with at most 17)
+_LONG_DIGITS = re.compile(r"\d{19}")
 
 
 _json_str = json.JSONEncoder(ensure_ascii=False).encode
