@@ -57,8 +57,10 @@ def dbos_config(settings: Settings, executor_id: str) -> DBOSConfig:
         "system_database_url": url,
         "application_version": settings.application_version,
         "executor_id": executor_id,
-        # Every wait that DBOS cannot push (SQLite, missed NOTIFY) polls at this interval.
-        "notification_listener_polling_interval_sec": 0.01 if sqlite else 0.5,
+        # DBOS's own message waits (recv, events, streams) poll at this interval; nothing here
+        # uses them (START is a control state, docs/adr/0009), so DBOS's default rather than the
+        # 100 polls of its SQLite file a second that a 10 ms interval cost.
+        "notification_listener_polling_interval_sec": 1.0,
         "log_level": "WARNING",
     }
     if sqlite:
