@@ -138,9 +138,10 @@ class EventWriter:
         self._holding = True
 
     async def take_rest(self) -> list[ExecutionEvent]:
-        """Let the write in flight finish, then hand over what is still buffered instead of writing
-        it (the caller writes it with the terminal event: one statement less). Pause and resume
-        events are written here as usual (their status change comes first)."""
+        """Let the write in flight finish, then hand over what is still buffered (at most one batch;
+        a longer backlog is written first) instead of writing it: the caller writes it with the
+        terminal event, one statement less. Pause and resume events are written here as usual
+        (their status change comes first)."""
         self.hold()
         while self._task is not None:
             await asyncio.shield(self._task)
@@ -151,6 +152,10 @@ class EventWriter:
             self._buffer = rest
             await self.flush()
             return []
+        if len(rest) > self._max_batch:  # a backlog: write it as usual, hand over one batch at most
+            self._buffer = rest[: -self._max_batch]
+            await self.flush()
+            rest = rest[-self._max_batch :]
         return rest
 
     async def flush(self) -> None:

@@ -104,3 +104,14 @@ async def test_a_failed_write_is_reported_and_nothing_after_it_is_written() -> N
     with pytest.raises(RuntimeError, match="database gone"):
         await writer.take_rest()
     assert log.batches == []
+
+
+async def test_take_rest_hands_over_one_batch_at_most_and_writes_a_longer_backlog_first() -> None:
+    log = SlowLog()
+    writer = EventWriter(log, "EX1", max_batch=3)  # type: ignore[arg-type]
+    writer.hold()
+    for i in range(8):
+        writer.add(ev(i))
+    rest = await writer.take_rest()
+    assert [e.index for e in rest] == [5, 6, 7]
+    assert log.batches == [[0, 1, 2], [3, 4]]  # in order, in batches, before the handed-over rest
