@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 
 class EventType(enum.StrEnum):
@@ -129,8 +130,12 @@ def to_json_safe(value: Any) -> Any:
         return {str(k): to_json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_json_safe(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return to_json_safe(value.value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
+    if isinstance(value, UUID):
+        return str(value)
     to_json = getattr(value, "to_json", None)
     if callable(to_json):
         return to_json_safe(to_json())

@@ -44,8 +44,27 @@ _DECODER = json.JSONDecoder(object_hook=_decode_object)
 _PLAIN_DECODER = json.JSONDecoder()
 
 
+# orjson hands datetimes and dataclasses (ErrorInfo) to to_json_safe like the standard encoder;
+# the types it writes natively (enums, UUIDs) to_json_safe writes the same way.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _orjson_text(value: Any) -> str | None:
+    """orjson's text of ``value`` (three to four times faster than the standard encoder), or None
+    where only the standard encoder is exact: orjson writes NaN and infinities as ``null``, so a
+    text with ``null`` in it is left to it, as are integers beyond 64 bits and non-string keys."""
+    try:
+        out = orjson.dumps(value, default=_encode_default, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError included
+        return None
+    return None if b"null" in out else out.decode()
+
+
 def _encode_strict(data: dict[str, Any]) -> tuple[str, bool]:
     """``(text, strict)``: ``strict`` is False when the text is only Python's JSON (NaN, Infinity)."""
+    fast = _orjson_text(data)
+    if fast is not None:
+        return fast, True
     try:
         return _ENCODER.encode(data), True
     except (TypeError, ValueError):  # NaN, or keys the C encoder refuses: take the slow, total path
@@ -53,9 +72,9 @@ def _encode_strict(data: dict[str, Any]) -> tuple[str, bool]:
 
 
 def encode_data(data: dict[str, Any]) -> str:
-    """Event payload → stored JSON text: the same text as ``json.dumps(to_json_safe(data))`` for
-    string-keyed payloads, produced by the C encoder (``to_json_safe`` runs only for the values
-    JSON cannot hold, such as datetimes and errors)."""
+    """Event payload → stored JSON text: the JSON of ``to_json_safe(data)`` (the same values; the
+    same text for string-keyed payloads up to the spelling of floats), produced by C encoders
+    (``to_json_safe`` runs only for the values JSON cannot hold, such as datetimes and errors)."""
     return _encode_strict(data)[0]
 
 
@@ -86,15 +105,17 @@ def pg_batch(batch: Sequence[ExecutionEvent]) -> str:
     """A batch as one JSON array for PostgreSQL's ``json_to_recordset``: ``s`` seq, ``t`` type,
     ``ts`` timestamp, and the payload as JSON (``d``) or, when it is not strict JSON, as a JSON
     string of its text (``ds``). A ``json`` value keeps its text verbatim, so ``d::text`` is
-    exactly ``encode_data(payload)``. One call of the C encoder for the whole batch; a batch with
-    a payload it refuses (NaN, odd keys) is built event by event."""
+    exactly ``encode_data(payload)``. One call of a C encoder for the whole batch (orjson, else the
+    standard one); a batch with a payload both refuse (NaN, odd keys) is built event by event."""
+    rows = [
+        {"s": ev.index + 1, "t": ev.type, "ts": as_utc(ev.timestamp).isoformat(), "d": ev.data}
+        for ev in batch
+    ]
+    fast = _orjson_text(rows)
+    if fast is not None:
+        return fast
     try:
-        return _ENCODER.encode(
-            [
-                {"s": ev.index + 1, "t": ev.type, "ts": as_utc(ev.timestamp).isoformat(), "d": ev.data}
-                for ev in batch
-            ]
-        )
+        return _ENCODER.encode(rows)
     except (TypeError, ValueError):
         return _pg_batch_by_event(batch)
 
