@@ -31,9 +31,10 @@ from psycopg import sql
 
 from chaingraph_executor.backends.sql import SqlBackend, migrate
 from chaingraph_executor.backends.sql.database import libpq_url
-from chaingraph_executor.domain.events import EventType, ExecutionEvent, created_event
-from chaingraph_executor.domain.execution import Execution, ExecutionStatus
+from chaingraph_executor.domain.events import EventType, ExecutionEvent
+from chaingraph_executor.domain.execution import ExecutionStatus
 from chaingraph_executor.ports import StatusChange
+from chaingraph_executor.testing import new_root_execution
 
 
 @dataclass(frozen=True)
@@ -64,31 +65,14 @@ def payload(i: int, with_dates: bool) -> dict[str, object]:
 
 
 async def create_execution(backend: SqlBackend) -> str:
-    now = datetime.now(UTC)
-    exec_id = "EXbench" + uuid.uuid4().hex[:12]
-    execution = Execution(
-        id=exec_id,
-        flow_id="bench",
-        owner_id="bench",
-        status=ExecutionStatus.CREATED,
-        created_at=now,
-        updated_at=now,
-        root_execution_id=exec_id,
-    )
-    created = created_event(
-        execution_id=exec_id,
-        flow_id="bench",
-        flow_metadata={},
-        owner_id="bench",
-        root_execution_id=exec_id,
-        parent_execution_id=None,
-        execution_depth=0,
+    execution, created = new_root_execution(
+        "EXbench" + uuid.uuid4().hex[:12], flow_id="bench", owner_id="bench"
     )
     await backend.executions.create(execution, created)
     await backend.executions.set_status(
-        exec_id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
+        execution.id, StatusChange(ExecutionStatus.RUNNING, frozenset({ExecutionStatus.CREATED}))
     )
-    return exec_id
+    return execution.id
 
 
 def make_events(load: Load) -> list[ExecutionEvent]:

@@ -1,4 +1,5 @@
-"""Helpers for testing flows and nodes: tiny node types and a one-call flow runner."""
+"""Helpers for testing flows and nodes: tiny node types, a one-call flow runner, and a new root
+execution row with its ``execution:created`` event for store-level tests."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from chaingraph_executor.domain.events import ExecutionEvent
-from chaingraph_executor.domain.execution import ExecutionInfo, ExecutionOptions
+from chaingraph_executor.domain.events import ExecutionEvent, created_event
+from chaingraph_executor.domain.execution import Execution, ExecutionInfo, ExecutionOptions, ExecutionStatus
 from chaingraph_executor.domain.flow import PortType, parse_flow
 from chaingraph_executor.engine.context import NodeContext
 from chaingraph_executor.engine.control import ExecutionControl
@@ -201,6 +203,32 @@ def flow_doc(
             {"id": f"e{i}", "sourceNodeId": sn, "sourcePortId": sp, "targetNodeId": tn, "targetPortId": tp}
         )
     return {"id": flow_id, "nodes": list(nodes), "edges": out_edges}
+
+
+def new_root_execution(
+    execution_id: str, *, flow_id: str = "f", owner_id: str = "o", created_at: datetime | None = None
+) -> tuple[Execution, ExecutionEvent]:
+    """A root execution in ``created`` and its ``execution:created`` event, as ``create`` stores them."""
+    stamp = created_at or datetime.now(UTC)
+    execution = Execution(
+        id=execution_id,
+        flow_id=flow_id,
+        owner_id=owner_id,
+        status=ExecutionStatus.CREATED,
+        created_at=stamp,
+        updated_at=stamp,
+        root_execution_id=execution_id,
+    )
+    created = created_event(
+        execution_id=execution_id,
+        flow_id=flow_id,
+        flow_metadata={},
+        owner_id=owner_id,
+        root_execution_id=execution_id,
+        parent_execution_id=None,
+        execution_depth=0,
+    )
+    return execution, created
 
 
 @dataclass

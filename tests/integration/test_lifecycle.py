@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from chaingraph_executor.errors import ExecutionNotFound, InvalidState
 from chaingraph_executor.ports import StatusChange
 from chaingraph_executor.services.auth import DEV_PRINCIPAL as P
 from chaingraph_executor.settings import Settings
+from chaingraph_executor.testing import new_root_execution
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -383,25 +385,6 @@ async def test_api_and_worker_processes_listen_on_what_they_wait_for(tmp_path: P
 
 
 async def _stored_execution(backend: SqlBackend) -> Execution:
-    now = datetime.now(UTC)
-    eid = f"EXlisten{now.timestamp():.0f}"
-    ex = Execution(
-        id=eid,
-        flow_id=CHAIN["id"],
-        owner_id=P.user_id,
-        status=ExecutionStatus.CREATED,
-        created_at=now,
-        updated_at=now,
-        root_execution_id=eid,
-    )
-    created = created_event(
-        execution_id=eid,
-        flow_id=ex.flow_id,
-        flow_metadata={},
-        owner_id=ex.owner_id,
-        root_execution_id=eid,
-        parent_execution_id=None,
-        execution_depth=0,
-    )
+    ex, created = new_root_execution(f"EXlisten{time.time_ns()}", flow_id=CHAIN["id"], owner_id=P.user_id)
     await backend.executions.create(ex, created)
     return ex

@@ -10,32 +10,14 @@ import pytest
 from sqlalchemy import text
 
 from chaingraph_executor.backends.sql import SqlBackend
-from chaingraph_executor.domain.events import created_event
-from chaingraph_executor.domain.execution import Execution, ExecutionStatus
+from chaingraph_executor.domain.execution import Execution
+from chaingraph_executor.testing import new_root_execution
 
 NOW = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
 def _new(eid: str) -> tuple[Execution, Any]:
-    ex = Execution(
-        id=eid,
-        flow_id="f",
-        owner_id="o",
-        status=ExecutionStatus.CREATED,
-        created_at=NOW,
-        updated_at=NOW,
-        root_execution_id=eid,
-    )
-    created = created_event(
-        execution_id=eid,
-        flow_id="f",
-        flow_metadata={},
-        owner_id="o",
-        root_execution_id=eid,
-        parent_execution_id=None,
-        execution_depth=0,
-    )
-    return ex, created
+    return new_root_execution(eid, created_at=NOW)
 
 
 @pytest.mark.asyncio

@@ -27,6 +27,7 @@ class Color(enum.Enum):
 class Level(enum.IntEnum):
     HIGH = 3
 
+
 PAYLOADS: list[dict[str, Any]] = [
     {},
     {"a": 1, "b": [1, 2.5, "x", None, True], "c": {"d": {"e": []}}},

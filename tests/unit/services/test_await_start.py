@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chaingraph_executor.backends.memory import MemoryBackend
-from chaingraph_executor.domain.events import created_event
 from chaingraph_executor.domain.execution import Execution, ExecutionStatus
 from chaingraph_executor.engine.library import builtin_registry
 from chaingraph_executor.ports import Control
 from chaingraph_executor.services.orchestration import Ports, await_start, fail_before_run
+from chaingraph_executor.testing import new_root_execution
 
 TIMEOUT_S = 30.0
 
@@ -28,24 +28,7 @@ async def ports() -> AsyncIterator[Ports]:
 
 async def _root(ports: Ports, *, age_s: float = 0.0, state: str = "wait") -> Execution:
     stamp = datetime.now(UTC) - timedelta(seconds=age_s)
-    ex = Execution(
-        id=f"EX{stamp.timestamp()}",
-        flow_id="f",
-        owner_id="u",
-        status=ExecutionStatus.CREATED,
-        created_at=stamp,
-        updated_at=stamp,
-        root_execution_id=None,
-    )
-    created = created_event(
-        execution_id=ex.id,
-        flow_id="f",
-        flow_metadata={"id": "f"},
-        owner_id="u",
-        root_execution_id=ex.id,
-        parent_execution_id=None,
-        execution_depth=0,
-    )
+    ex, created = new_root_execution(f"EX{stamp.timestamp()}", created_at=stamp)
     await ports.executions.create(ex, created, control=Control(state=state))
     return ex
 
