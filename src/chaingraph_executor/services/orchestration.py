@@ -2,7 +2,12 @@
 
 The durable workflow (``backends/dbos``) composes them into checkpointed steps:
 
-    (root: wait for START) ──► begin_run + run_flow (+ finish when childless) ──► settle children ──► finish
+    execute: [root: await_start] ► begin_run ► run_flow [► finish when childless]
+      ──► settle children ──► finish
+
+``execute`` is the body of the ``executeFlowAtomic`` step. START is the execution's control state
+moving from ``wait`` to ``run`` (docs/adr/0009); the step waits for it on the same control watch
+that then drives the run.
 
 ``run_flow`` runs the engine on this worker, streams its events through a batching
 :class:`EventWriter`, applies the control channel (pause / resume / step / breakpoints / stop)
@@ -323,12 +328,6 @@ async def execute(
                 status = await finish(ports, execution_id, outcome, run.next_index, last, tail=run.tail)
                 return {"finished": status}
             return outcome
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a helper task's failure as seen (it is reported through the awaiting caller)."""
-    if not task.cancelled():
-        task.exception()
 
 
 @dataclass
