@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -64,3 +65,18 @@ async def test_an_unreachable_database_is_backend_unavailable(tmp_path: Path) ->
         with pytest.raises(BackendUnavailable):
             async with db.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+
+
+async def test_closing_leaves_no_driver_connection_behind(tmp_path: Path) -> None:
+    """The hot paths' shared SQLite connection: a statement issued while the database closes is
+    refused, instead of opening a new connection that nothing would ever close (its thread would
+    later report into a closed event loop)."""
+    db = Database(f"sqlite:///{tmp_path / 'app.sqlite'}")
+    db.open()
+    assert await db.driver_fetch("SELECT 1", {}) == [(1,)]
+    closing = asyncio.create_task(db.close())
+    await asyncio.sleep(0)  # the close has begun: it awaits the shared connection's close
+    with pytest.raises(RuntimeError, match="not open"):
+        await db.driver_fetch("SELECT 1", {})
+    await closing
+    assert db._sqlite_driver is None

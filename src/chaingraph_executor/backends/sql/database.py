@@ -190,14 +190,15 @@ class Database:
             self._driver_pool_opened = False
 
     async def close(self) -> None:
-        sqlite_driver, self._sqlite_driver = self._sqlite_driver, None
-        if sqlite_driver is not None:
-            await sqlite_driver.close()
-        pool, self._driver_pool = self._driver_pool, None
-        if pool is not None and self._driver_pool_opened:
-            await pool.close()
+        # closed for new work first: nothing may open a connection while this awaits
         engine, self._engine = self._engine, None
         self._write_engine = self._read_engine = None
+        sqlite_driver, self._sqlite_driver = self._sqlite_driver, None
+        pool, self._driver_pool = self._driver_pool, None
+        if sqlite_driver is not None:
+            await sqlite_driver.close()  # after the statements already queued on its thread
+        if pool is not None and self._driver_pool_opened:
+            await pool.close()
         if engine is not None:
             await engine.dispose()
 
@@ -300,6 +301,9 @@ class Database:
                     conn = await aiosqlite.connect(path, isolation_level=None)
                     for pragma in _sqlite_pragmas(int(self._busy_timeout_ms)):
                         await conn.execute(pragma)
+                    if self._engine is None:  # closed while this connected: leave nothing open
+                        await conn.close()
+                        raise RuntimeError("Database is not open")
                     self._sqlite_driver = conn
         return self._sqlite_driver
 
