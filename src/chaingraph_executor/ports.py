@@ -165,8 +165,9 @@ class ControlFeed(Protocol):
     def latest(self) -> Control:
         """The control as last read."""
 
-    async def changed(self, timeout_s: float | None = None) -> Control | None:
-        """The control after its next change; ``None`` when ``timeout_s`` passed first."""
+    async def changed(self, timeout_s: float | None = None, *, poll_s: float | None = None) -> Control | None:
+        """The control after its next change; ``None`` when ``timeout_s`` passed first. ``poll_s``:
+        how often to re-read without a wake-up (default: the watch's poll interval)."""
 
     async def current(self) -> Control:
         """The latest control, read again only if a change was signalled since it was read."""

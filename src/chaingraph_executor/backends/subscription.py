@@ -337,11 +337,11 @@ class LiveControl:
         self._poll_interval_s = poll_interval_s
         self.latest = first
 
-    async def changed(self, timeout_s: float | None = None) -> Control | None:
+    async def changed(self, timeout_s: float | None = None, *, poll_s: float | None = None) -> Control | None:
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         while True:
-            wait = self._poll_interval_s
+            wait = self._poll_interval_s if poll_s is None else poll_s
             if deadline is not None:
                 left = deadline - loop.time()
                 if left <= 0:

@@ -234,6 +234,12 @@ class RunStart(NamedTuple):
     first_run: bool
 
 
+#: How often a root waiting for START re-reads its control without a wake-up. START's NOTIFY (or
+#: in-process wake-up) ends the wait at once, and a listener that reconnects wakes every waiter, so
+#: this is only a last resort; waiting roots are many and cheap, and must stay cheap.
+START_POLL_S = 10.0
+
+
 async def await_start(
     ports: Ports, execution_id: str, controls: ControlFeed, timeout_s: float
 ) -> Control | None:
@@ -251,7 +257,7 @@ async def await_start(
         deadline = ex.created_at + timedelta(seconds=timeout_s)
         while control.state == "wait":
             left = (deadline - datetime.now(UTC)).total_seconds()
-            changed = await controls.changed(left) if left > 0 else None
+            changed = await controls.changed(left, poll_s=START_POLL_S) if left > 0 else None
             if changed is None:
                 message = start_timeout_message(timeout_s)
                 await fail_before_run(ports, ex, message, expected=frozenset({ExecutionStatus.CREATED}))

@@ -21,6 +21,7 @@ from chaingraph_executor.backends.sql.tables import events
 from chaingraph_executor.backends.subscription import CONTROL_CHANNEL, EVENTS_CHANNEL
 from chaingraph_executor.domain.events import ExecutionEvent
 from chaingraph_executor.errors import BackendUnavailable
+from chaingraph_executor.testing import new_root_execution
 
 
 def node_events(start: int, count: int) -> list[ExecutionEvent]:
@@ -175,3 +176,19 @@ async def test_a_notifier_listens_only_on_its_channels(pg_url: str) -> None:
         assert heard == [(CONTROL_CHANNEL, "EX1")]
     with pytest.raises(ValueError, match="channels must be"):
         PgNotifier(pg_url, channels=("other",))
+
+
+async def test_a_control_watch_re_reads_at_the_interval_asked_for_when_no_wake_up_comes(sql_url: str) -> None:
+    """A root waiting for START polls slowly (its wake-up normally ends the wait); a change that
+    sends no wake-up to this process is still found, at the interval the waiter asks for."""
+    async with (
+        SqlBackend(sql_url, control_poll_interval_s=60) as watcher,
+        SqlBackend(sql_url, listen=False) as other,  # its wake-ups stay in its own process
+    ):
+        ex, created = new_root_execution("EXpolled")
+        await watcher.executions.create(ex, created)
+        async with watcher.executions.watch_control(ex.id) as controls:
+            await other.executions.update_control(ex.id, state="pause")
+            async with asyncio.timeout(2):  # far below the watch's own 60 s poll and the 30 s wait
+                changed = await controls.changed(30, poll_s=0.05)
+        assert changed is not None and changed.state == "pause"
