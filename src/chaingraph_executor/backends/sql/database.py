@@ -250,8 +250,8 @@ class Database:
         if pool is None:
             raise RuntimeError("Database is not open")
         if not self._driver_pool_opened:
+            await pool.open(wait=False)  # safe to call again: concurrent first users all call it
             self._driver_pool_opened = True
-            await pool.open(wait=False)
         try:
             async with pool.connection() as driver:
                 yield driver
