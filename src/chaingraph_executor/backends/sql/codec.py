@@ -120,6 +120,17 @@ def pg_batch(batch: Sequence[ExecutionEvent]) -> str:
         return _pg_batch_by_event(batch)
 
 
+def pg_insert_batch(execution_id: str, batch: str, *, also_from: str = "") -> str:
+    """The ``INSERT`` of a :func:`pg_batch` document's events into the event log. ``execution_id``
+    and ``batch`` are SQL expressions (parameters, or a column of the ``also_from`` relation)."""
+    return (
+        "INSERT INTO chaingraph_events (execution_id, seq, type, ts, data)"
+        f" SELECT {execution_id}, u.s, u.t, u.ts, COALESCE(u.ds, u.d::text)"
+        f" FROM {also_from}json_to_recordset(CAST({batch} AS json))"
+        " AS u(s integer, t text, ts timestamptz, d json, ds text)"
+    )
+
+
 def _pg_batch_by_event(batch: Sequence[ExecutionEvent]) -> str:
     parts = []
     for ev in batch:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from chaingraph_executor.backends.common import as_utc
+from chaingraph_executor.backends.sql.codec import pg_insert_batch
 from chaingraph_executor.backends.sql.tables import executions
 from chaingraph_executor.domain.events import from_json_safe, to_json_safe
 from chaingraph_executor.domain.execution import ExecutionStatus
@@ -69,10 +70,8 @@ _JSONB_COLUMNS = frozenset({"options", "integration", "external_events", "output
 PG_CREATE = (
     f"WITH ex AS (INSERT INTO chaingraph_executions ({_ALL}) VALUES ("
     + ", ".join(f"CAST(%({c})s AS jsonb)" if c in _JSONB_COLUMNS else f"%({c})s" for c in EXECUTION_COLUMNS)
-    + ") RETURNING id)"
-    " INSERT INTO chaingraph_events (execution_id, seq, type, ts, data)"
-    " SELECT ex.id, u.s, u.t, u.ts, COALESCE(u.ds, u.d::text) FROM ex,"
-    " json_to_recordset(CAST(%(batch)s AS json)) AS u(s integer, t text, ts timestamptz, d json, ds text)"
+    + ") RETURNING id) "
+    + pg_insert_batch("ex.id", "%(batch)s", also_from="ex, ")
 )
 
 
@@ -157,14 +156,7 @@ PG_FINISH = (
     " outputs = COALESCE(CAST(%(outputs)s AS jsonb), outputs)"
     " WHERE id = %(id)s AND status = ANY(%(sources)s)"
     f" RETURNING {_ALL}"
-    "), ins AS ("
-    " INSERT INTO chaingraph_events (execution_id, seq, type, ts, data)"
-    " SELECT %(id)s, u.s, u.t, u.ts, COALESCE(u.ds, u.d::text)"
-    " FROM json_to_recordset(CAST(%(batch)s AS json))"
-    " AS u(s integer, t text, ts timestamptz, d json, ds text)"
-    " WHERE EXISTS (SELECT 1 FROM upd)"
-    " RETURNING 1"
-    ")"
+    f"), ins AS ({pg_insert_batch('%(id)s', '%(batch)s')} WHERE EXISTS (SELECT 1 FROM upd) RETURNING 1)"
     " SELECT upd.*, pg_notify(%(channel)s, %(payload)s), (SELECT count(*) FROM ins) FROM upd"
 )
 

@@ -19,7 +19,7 @@ import psycopg
 from sqlalchemy import exc, func, select, text
 
 from chaingraph_executor.backends.common import as_utc
-from chaingraph_executor.backends.sql.codec import decode_data, encode_data, pg_batch
+from chaingraph_executor.backends.sql.codec import decode_data, encode_data, pg_batch, pg_insert_batch
 from chaingraph_executor.backends.sql.database import Database, Transaction
 from chaingraph_executor.backends.sql.driver_sql import Statement, sqlite_time
 from chaingraph_executor.backends.sql.notify import LocalNotifier, Notifier, PgNotifier, payload
@@ -40,11 +40,7 @@ _STATUS = Statement("SELECT status FROM chaingraph_executions WHERE id = :id")
 
 
 # PostgreSQL: the whole batch travels as one JSON document in one parameter (see ``pg_batch``).
-_PG_INSERT = text(
-    "INSERT INTO chaingraph_events (execution_id, seq, type, ts, data) "
-    "SELECT :execution_id, u.s, u.t, u.ts, COALESCE(u.ds, u.d::text) "
-    "FROM json_to_recordset(CAST(:batch AS json)) AS u(s integer, t text, ts timestamptz, d json, ds text)"
-)
+_PG_INSERT = text(pg_insert_batch(":execution_id", ":batch"))
 
 
 async def insert_events(
@@ -142,12 +138,8 @@ _PG_READ_NO_DATA = _pg_read_query("NULL::text")
 
 # One statement, hence one implicit transaction and one round trip: the batch insert and its
 # notification (delivered when the statement commits).
-_PG_APPEND: LiteralString = (
-    "WITH inserted AS ("
-    " INSERT INTO chaingraph_events (execution_id, seq, type, ts, data)"
-    " SELECT %(e)s, u.s, u.t, u.ts, COALESCE(u.ds, u.d::text)"
-    " FROM json_to_recordset(%(batch)s::json) AS u(s integer, t text, ts timestamptz, d json, ds text)"
-    " RETURNING 1)"
+_PG_APPEND = (
+    f"WITH inserted AS ({pg_insert_batch('%(e)s', '%(batch)s')} RETURNING 1)"
     " SELECT pg_notify(%(channel)s, %(payload)s)"
 )
 
