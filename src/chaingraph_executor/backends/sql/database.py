@@ -255,9 +255,7 @@ class Database:
         try:
             async with pool.connection() as driver:
                 yield driver
-        except psycopg.OperationalError as error:
-            raise BackendUnavailable(f"database unavailable: {error}") from error
-        except PoolTimeout as error:
+        except (psycopg.OperationalError, PoolTimeout) as error:
             raise BackendUnavailable(f"database unavailable: {error}") from error
 
     @asynccontextmanager

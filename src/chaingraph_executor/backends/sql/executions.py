@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Row, and_, exc, func, insert, literal, or_, select, text, update
+from sqlalchemy import Row, and_, exc, func, insert, literal, or_, select, update
 
 from chaingraph_executor.backends.common import allowed_sources, build_tree, merge_control
 from chaingraph_executor.backends.sql import driver_sql
@@ -357,16 +357,11 @@ class SqlExecutionStore:
         if self._pg_fast_path:  # the change and its NOTIFY: one statement
             params |= {"channel": CONTROL_CHANNEL, "payload": payload(execution_id)}
             return bool(await self._db.driver_fetch(driver_sql.PG_START, params, write=True))
-        if isinstance(self._notifier, LocalNotifier):
-            if not await self._db.driver_fetch(driver_sql.START.text(self._db.is_sqlite), params, write=True):
-                return False
-            self._notifier.hub.wake(CONTROL_CHANNEL, execution_id)
-            return True
-        async with self._db.begin() as tx:
-            started = (await tx.conn.execute(text(driver_sql.START.sqlite), params)).first()
-            if started is not None:
-                await self._notifier.notify(tx, CONTROL_CHANNEL, execution_id)
-        return started is not None
+        assert isinstance(self._notifier, LocalNotifier)  # the one other notifier: wakes in process
+        if not await self._db.driver_fetch(driver_sql.START.text(self._db.is_sqlite), params, write=True):
+            return False
+        self._notifier.hub.wake(CONTROL_CHANNEL, execution_id)
+        return True
 
     def watch_control(self, execution_id: str) -> AbstractAsyncContextManager[ControlFeed]:
         return ControlWatch(
